@@ -1,0 +1,82 @@
+"""Telemetry settings read from the standard OpenTelemetry environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# Values of OTEL_METRICS_EXPORTER this package understands.
+METRICS_EXPORTERS = ("prometheus", "otlp", "console", "none")
+
+DEFAULT_SERVICE_NAME = "fastapi"
+DEFAULT_METRICS_PATH = "/metrics"
+DEFAULT_EXPORT_INTERVAL_MS = 60_000
+
+
+class TelemetryConfigError(ValueError):
+    """A telemetry setting has a value this package cannot use."""
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    disabled: bool = False
+    service_name: str = DEFAULT_SERVICE_NAME
+    metrics_exporters: tuple[str, ...] = ("prometheus",)
+    metrics_path: str = DEFAULT_METRICS_PATH
+    export_interval_ms: int = DEFAULT_EXPORT_INTERVAL_MS
+    excluded_paths: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, service_name: str = DEFAULT_SERVICE_NAME
+    ) -> TelemetryConfig:
+        env = os.environ if env is None else env
+        return cls(
+            disabled=_parse_bool(env, "OTEL_SDK_DISABLED"),
+            service_name=env.get("OTEL_SERVICE_NAME", "").strip() or service_name,
+            metrics_exporters=parse_exporters(env.get("OTEL_METRICS_EXPORTER", "prometheus")),
+            export_interval_ms=_parse_int(
+                env, "OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_EXPORT_INTERVAL_MS
+            ),
+        )
+
+    @property
+    def serves_metrics(self) -> bool:
+        return not self.disabled and "prometheus" in self.metrics_exporters
+
+
+def parse_exporters(value: str) -> tuple[str, ...]:
+    """Parse OTEL_METRICS_EXPORTER as the spec says: a comma list where `none` means none."""
+    names = tuple(dict.fromkeys(n.strip().lower() for n in value.split(",") if n.strip()))
+    unknown = [n for n in names if n not in METRICS_EXPORTERS]
+    if unknown:
+        raise TelemetryConfigError(
+            f"OTEL_METRICS_EXPORTER has unknown value(s) {', '.join(unknown)}; "
+            f"valid values are {', '.join(METRICS_EXPORTERS)}"
+        )
+    if "none" in names:
+        return ()
+    return names or ("prometheus",)
+
+
+def _parse_bool(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in ("", "false"):
+        return False
+    if value == "true":
+        return True
+    raise TelemetryConfigError(f"{name} must be 'true' or 'false', not {value!r}")
+
+
+def _parse_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        parsed = int(value)
+    except ValueError:
+        raise TelemetryConfigError(f"{name} must be an integer, not {value!r}") from None
+    if parsed <= 0:
+        raise TelemetryConfigError(f"{name} must be positive, not {parsed}")
+    return parsed

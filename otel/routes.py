@@ -1,0 +1,45 @@
+"""Route templates for the `endpoint` label, including the prefixes of mounts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.routing import BaseRoute, Mount
+
+from otel.contract import UNMATCHED_ENDPOINT
+
+
+class RouteTemplates:
+    """Maps the route Starlette matched to its full template, e.g. ``/api/memos/{memo_id}``.
+
+    Starlette records only the innermost matched route in the scope, without the prefixes of the
+    mounts above it, so the full templates are computed once from the route tree and looked up by
+    route. The tree is walked again when a route added later is met.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._templates: dict[int, str] = {}
+
+    def endpoint(self, scope: dict[str, Any]) -> str:
+        route = scope.get("route")
+        if route is None:
+            return UNMATCHED_ENDPOINT
+        template = self._templates.get(id(route))
+        if template is None:
+            self._templates = dict(_walk(getattr(self._app, "routes", ()), ""))
+            template = self._templates.get(id(route)) or _own_template(route)
+            self._templates[id(route)] = template
+        return template
+
+
+def _walk(routes: Iterable[BaseRoute], prefix: str) -> Iterable[tuple[int, str]]:
+    for route in routes:
+        yield id(route), prefix + _own_template(route)
+        if isinstance(route, Mount):
+            yield from _walk(route.routes, prefix + route.path)
+
+
+def _own_template(route: Any) -> str:
+    return str(getattr(route, "path_format", None) or getattr(route, "path", UNMATCHED_ENDPOINT))

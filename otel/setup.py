@@ -1,0 +1,146 @@
+"""`setup_telemetry(app)`: builds an app's own meter provider, readers and middleware."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import Meter, NoOpMeter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from starlette.applications import Starlette
+
+from otel.config import DEFAULT_SERVICE_NAME, TelemetryConfig
+from otel.exposition import MetricsEndpoint
+from otel.middleware import TelemetryMiddleware
+from otel.recorder import SdkRequestRecorder
+from otel.routes import RouteTemplates
+from otel.views import contract_views
+
+log = logging.getLogger(__name__)
+
+INSTRUMENTATION_NAME = "otel.fastapi"
+
+
+@dataclass
+class Telemetry:
+    """The handle `setup_telemetry` returns: the app's meter, its registry, and `shutdown()`."""
+
+    config: TelemetryConfig
+    meter_provider: MeterProvider | None = None
+    registry: CollectorRegistry | None = None
+    _shut_down: bool = field(default=False, repr=False)
+
+    @property
+    def enabled(self) -> bool:
+        return self.meter_provider is not None
+
+    def get_meter(self, name: str, version: str | None = None) -> Meter:
+        """A meter whose instruments are exported on every configured path."""
+        if self.meter_provider is None:
+            return NoOpMeter(name, version=version)
+        return self.meter_provider.get_meter(name, version)
+
+    @property
+    def meter(self) -> Meter:
+        return self.get_meter(INSTRUMENTATION_NAME)
+
+    def shutdown(self) -> None:
+        """Flush the push exporters and release the registry; safe to call twice."""
+        if self._shut_down or self.meter_provider is None:
+            return
+        self._shut_down = True
+        self.meter_provider.shutdown()
+
+
+def setup_telemetry(
+    app: Starlette,
+    config: TelemetryConfig | None = None,
+    *,
+    service_name: str = DEFAULT_SERVICE_NAME,
+    env: Mapping[str, str] | None = None,
+) -> Telemetry:
+    """Instrument `app` with its own telemetry, configured from `OTEL_*` unless `config` is given.
+
+    Raises `TelemetryConfigError` for settings it cannot use; never raises on the request path.
+    """
+    config = config or TelemetryConfig.from_env(env, service_name=service_name)
+    if config.disabled:
+        return Telemetry(config)
+    registry = CollectorRegistry(auto_describe=True)
+    provider = MeterProvider(
+        metric_readers=_readers(config, registry),
+        resource=_resource(config.service_name),
+        views=contract_views(),
+        shutdown_on_exit=False,
+    )
+    telemetry = Telemetry(config, provider, registry)
+    endpoint = MetricsEndpoint(registry) if config.serves_metrics else None
+    app.add_middleware(
+        TelemetryMiddleware,
+        recorder=SdkRequestRecorder(telemetry.meter),
+        routes=RouteTemplates(app),
+        metrics_path=config.metrics_path,
+        metrics_endpoint=endpoint,
+    )
+    return telemetry
+
+
+def _resource(default_service_name: str) -> Resource:
+    # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win; the default only fills the gap.
+    detected = Resource.create()
+    if str(detected.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        return detected.merge(Resource({SERVICE_NAME: default_service_name}))
+    return detected
+
+
+def _readers(config: TelemetryConfig, registry: CollectorRegistry) -> list[MetricReader]:
+    readers: list[MetricReader] = []
+    for name in config.metrics_exporters:
+        if name == "prometheus":
+            readers.append(_prometheus_reader(registry))
+        elif name == "otlp":
+            readers.append(_periodic(_otlp_exporter(), config))
+        elif name == "console":
+            readers.append(_periodic(ConsoleMetricExporter(), config))
+    return readers
+
+
+def _prometheus_reader(registry: CollectorRegistry) -> MetricReader:
+    for collector in (GCCollector, PlatformCollector, ProcessCollector):
+        collector(registry=registry)
+    return PrometheusMetricReader(
+        disable_target_info=True, scope_info_enabled=False, registry=registry
+    )
+
+
+def _periodic(exporter: object, config: TelemetryConfig) -> MetricReader:
+    return PeriodicExportingMetricReader(
+        exporter,  # type: ignore[arg-type]
+        export_interval_millis=config.export_interval_ms,
+    )
+
+
+def _otlp_exporter() -> object:
+    import os
+
+    protocol = os.environ.get(
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    )
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        return OTLPMetricExporter()
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+        OTLPMetricExporter as GrpcOTLPMetricExporter,
+    )
+
+    return GrpcOTLPMetricExporter()
