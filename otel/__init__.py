@@ -1,9 +1,9 @@
 """OpenTelemetry-native metrics for FastAPI under the club's documented Prometheus names.
 
-    from otel import setup_telemetry
-    telemetry = setup_telemetry(app)      # configured by the standard OTEL_* variables
-    ...
-    telemetry.shutdown()
+from otel import setup_telemetry
+telemetry = setup_telemetry(app)      # configured by the standard OTEL_* variables
+...
+telemetry.shutdown()
 """
 
 from otel.config import TelemetryConfig, TelemetryConfigError

@@ -23,9 +23,7 @@ class MetricsEndpoint:
         if scope["method"] not in ("GET", "HEAD"):
             await _respond(send, 405, b"Method Not Allowed\n", b"text/plain; charset=utf-8")
             return
-        body, content_type = await anyio.to_thread.run_sync(
-            self.render, headers.get("accept", "")
-        )
+        body, content_type = await anyio.to_thread.run_sync(self.render, headers.get("accept", ""))
         extra: list[tuple[bytes, bytes]] = []
         if "gzip" in headers.get("accept-encoding", ""):
             body = gzip.compress(body, compresslevel=1)

@@ -1,0 +1,71 @@
+"""The application factory: builds the app without side effects; resources open in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.concurrency import run_in_threadpool
+
+from otel import TelemetryConfig, setup_telemetry
+from service import migrate
+from service.api import health, memos
+from service.cache import create_cache
+from service.config import Settings
+from service.db import create_engine, session_factory
+from service.metrics import observe_service_metrics
+from service.state import AppState
+
+log = logging.getLogger(__name__)
+
+# The `job` label Prometheus gives the app; push paths derive it from service.name.
+SERVICE_NAME = "fastapi"
+
+
+def create_app(
+    settings: Settings | None = None, telemetry_config: TelemetryConfig | None = None
+) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            await run_in_threadpool(migrate.upgrade, settings.effective_database_url)
+        engine = create_engine(settings)
+        state = AppState(
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            cache=create_cache(
+                settings.redis_url, settings.cache_ttl_seconds, settings.redis_timeout_seconds
+            ),
+        )
+        app.state.memo = state
+        observe_service_metrics(telemetry, engine, state.sessions, asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            telemetry.shutdown()
+            await state.cache.close()
+            await engine.dispose()
+
+    app = FastAPI(title="Memo service", version="1.0.0", lifespan=lifespan)
+    app.include_router(memos.router)
+    app.include_router(health.router)
+    app.add_exception_handler(DBAPIError, _database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    app.add_exception_handler(OSError, _database_unavailable)
+    telemetry = setup_telemetry(app, telemetry_config, service_name=SERVICE_NAME)
+    app.state.telemetry = telemetry
+    return app
+
+
+async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
+    log.error("database unavailable: %s", error)
+    return JSONResponse({"detail": "Database unavailable, try again shortly"}, status_code=503)

@@ -1,0 +1,37 @@
+"""Typed settings for the memo service, read from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    # An SQLAlchemy async URL; unset means an SQLite file under DATA_DIR (the embedded default).
+    database_url: str | None = None
+    # Set: memo reads are cached in Redis. Unset: no cache.
+    redis_url: str | None = None
+    data_dir: Path = DEFAULT_DATA_DIR
+    migrate_on_start: bool = True
+    cache_ttl_seconds: int = Field(default=300, gt=0)
+    # Bounds how long a slow or unreachable Redis can hold a request.
+    redis_timeout_seconds: float = Field(default=0.25, gt=0)
+    db_pool_size: int = Field(default=10, gt=0)
+    db_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    @field_validator("database_url", "redis_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'memos.db').resolve()}"

@@ -1,0 +1,38 @@
+"""Reading `/metrics` in tests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+Labels = frozenset[tuple[str, str]]
+
+
+class Scrape:
+    """One parsed scrape: samples by name and label set."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.samples: dict[tuple[str, Labels], float] = {}
+        self.types: dict[str, str] = {}
+        for family in text_string_to_metric_families(text):
+            self.types[family.name] = family.type
+            for sample in family.samples:
+                self.samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.samples.get((name, frozenset(labels.items())))
+
+    def series(self, name: str) -> list[dict[str, str]]:
+        return [dict(labels) for (sample, labels) in self.samples if sample == name]
+
+    def label_values(self, name: str, label: str) -> set[str]:
+        return {labels[label] for labels in self.series(name) if label in labels}
+
+
+def scrape(client: Any, headers: Mapping[str, str] | None = None) -> Scrape:
+    response = client.get("/metrics", headers=dict(headers or {}))
+    assert response.status_code == 200, response.text
+    return Scrape(response.text)
