@@ -3,42 +3,50 @@
 from __future__ import annotations
 
 import gzip
-from typing import Any
 
 import anyio.to_thread
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 
+from otel.aggregator import RequestAggregator
 from otel.middleware import Receive, Scope, Send
+from otel.render import render
+
+_EOF = "# EOF\n"
 
 
 class MetricsEndpoint:
-    """Renders a registry off the event loop, so a large scrape never stalls requests."""
+    """Serves the request metrics and the registry (SDK instruments, runtime collectors).
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    Rendering runs off the event loop, so a large scrape never stalls requests.
+    """
+
+    def __init__(self, aggregator: RequestAggregator, registry: CollectorRegistry) -> None:
+        self._aggregator = aggregator
         self._registry = registry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = _headers(scope)
         if scope["method"] not in ("GET", "HEAD"):
             await _respond(send, 405, b"Method Not Allowed\n", b"text/plain; charset=utf-8")
             return
-        body, content_type = await anyio.to_thread.run_sync(self.render, headers.get("accept", ""))
-        extra: list[tuple[bytes, bytes]] = []
-        if "gzip" in headers.get("accept-encoding", ""):
+        headers = dict(scope.get("headers", ()))
+        accept = headers.get(b"accept", b"").decode("latin-1")
+        body, content_type = await anyio.to_thread.run_sync(self.render, accept)
+        extra = []
+        if b"gzip" in headers.get(b"accept-encoding", b""):
             body = gzip.compress(body, compresslevel=1)
             extra.append((b"content-encoding", b"gzip"))
-        if scope["method"] == "HEAD":
-            body = b""
-        await _respond(send, 200, body, content_type.encode(), extra)
+        await _respond(send, 200, body, content_type.encode(), extra, scope["method"] == "HEAD")
 
     def render(self, accept: str) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept)
-        return encoder(self._registry), content_type
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        openmetrics = content_type == OPENMETRICS
+        ours = render(self._aggregator.entries(), self._aggregator.bounds, openmetrics=openmetrics)
+        rest = encoder(self._registry).decode()
+        if openmetrics:
+            rest = rest.removesuffix(_EOF) + _EOF
+        return (ours + rest).encode(), content_type
 
 
 async def _respond(
@@ -47,8 +55,9 @@ async def _respond(
     body: bytes,
     content_type: bytes,
     extra: list[tuple[bytes, bytes]] | None = None,
+    head: bool = False,
 ) -> None:
-    headers: list[Any] = [(b"content-type", content_type), *(extra or [])]
+    headers = [(b"content-type", content_type), *(extra or [])]
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": b"" if head else body})

@@ -18,10 +18,10 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from starlette.applications import Starlette
 
+from otel.aggregator import RequestAggregator
 from otel.config import DEFAULT_SERVICE_NAME, TelemetryConfig
 from otel.exposition import MetricsEndpoint
 from otel.middleware import TelemetryMiddleware
-from otel.recorder import SdkRequestRecorder
 from otel.routes import RouteTemplates
 from otel.views import contract_views
 
@@ -83,10 +83,11 @@ def setup_telemetry(
         shutdown_on_exit=False,
     )
     telemetry = Telemetry(config, provider, registry)
-    endpoint = MetricsEndpoint(registry) if config.serves_metrics else None
+    aggregator = RequestAggregator()
+    endpoint = MetricsEndpoint(aggregator, registry) if config.serves_metrics else None
     app.add_middleware(
         TelemetryMiddleware,
-        recorder=SdkRequestRecorder(telemetry.meter),
+        recorder=aggregator,
         routes=RouteTemplates(app),
         metrics_path=config.metrics_path,
         metrics_endpoint=endpoint,

@@ -42,9 +42,7 @@ def create_app(
             settings=settings,
             engine=engine,
             sessions=session_factory(engine),
-            cache=create_cache(
-                settings.redis_url, settings.cache_ttl_seconds, settings.redis_timeout_seconds
-            ),
+            cache=create_cache(settings),
         )
         app.state.memo = state
         observe_service_metrics(telemetry, engine, state.sessions, asyncio.get_running_loop())

@@ -17,9 +17,10 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from service.config import Settings
+
 log = logging.getLogger(__name__)
 
-GENERATION_KEY = "memos:generation"
 # One round trip: read the generation and the entry stored under it.
 _READ_SCRIPT = """
 local generation = redis.call('GET', KEYS[1]) or '0'
@@ -30,8 +31,17 @@ JSONValue = Any
 
 
 class MemoCache:
-    def __init__(self, client: Redis | None, ttl_seconds: int, retry_after_seconds: float = 2.0):
+    def __init__(
+        self,
+        client: Redis | None,
+        ttl_seconds: int,
+        *,
+        namespace: str = "memos",
+        retry_after_seconds: float = 2.0,
+    ):
         self._client = client
+        self._prefix = f"{namespace}:"
+        self._generation_key = f"{namespace}:generation"
         self._ttl = ttl_seconds
         self._retry_after = retry_after_seconds
         self._unavailable_until = 0.0
@@ -49,7 +59,7 @@ class MemoCache:
             return json.loads(cached)
         value = await load()
         if generation is not None:
-            await self._store(f"memos:{generation}:{name}", value)
+            await self._store(f"{self._prefix}{generation}:{name}", value)
         return value
 
     async def invalidate(self) -> None:
@@ -79,7 +89,9 @@ class MemoCache:
         if self._dirty and not await self._bump_generation():
             return None, None
         try:
-            generation, cached = await self._read(keys=[GENERATION_KEY], args=["memos:", name])
+            generation, cached = await self._read(
+                keys=[self._generation_key], args=[self._prefix, name]
+            )
         except (RedisError, OSError) as error:
             self._mark_unavailable(error)
             return None, None
@@ -95,7 +107,7 @@ class MemoCache:
     async def _bump_generation(self) -> bool:
         assert self._client is not None
         try:
-            await self._client.incr(GENERATION_KEY)
+            await self._client.incr(self._generation_key)
         except (RedisError, OSError) as error:
             self._mark_unavailable(error)
             return False
@@ -110,10 +122,11 @@ class MemoCache:
         self._unavailable_until = monotonic() + self._retry_after
 
 
-def create_cache(url: str | None, ttl_seconds: int, timeout_seconds: float) -> MemoCache:
-    if not url:
-        return MemoCache(None, ttl_seconds)
+def create_cache(settings: Settings) -> MemoCache:
+    if not settings.redis_url:
+        return MemoCache(None, settings.cache_ttl_seconds)
+    timeout = settings.redis_timeout_seconds
     client = Redis.from_url(
-        url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
     )
-    return MemoCache(client, ttl_seconds)
+    return MemoCache(client, settings.cache_ttl_seconds, namespace=settings.cache_namespace)

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     data_dir: Path = DEFAULT_DATA_DIR
     migrate_on_start: bool = True
     cache_ttl_seconds: int = Field(default=300, gt=0)
+    # Services sharing one Redis database with different memo databases need distinct values.
+    cache_namespace: str = Field(default="memos", min_length=1, pattern=r"^[\w.-]+$")
     # Bounds how long a slow or unreachable Redis can hold a request.
     redis_timeout_seconds: float = Field(default=0.25, gt=0)
     db_pool_size: int = Field(default=10, gt=0)

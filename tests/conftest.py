@@ -20,7 +20,8 @@ from tests.helpers import Scrape, scrape
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Database 13 is this suite's own; the end-to-end stack test uses another.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
 def require_server(host: str, port: int, what: str) -> None:
