@@ -25,11 +25,12 @@ run: install
 migrate: install
 	$(BIN)/python -m service.migrate
 
-## Lint and type checks.
+## Lint, type checks, and the Prometheus configs checked by promtool.
 check: install
 	$(BIN)/ruff check service otel tests
 	$(BIN)/ruff format --check service otel tests
 	$(BIN)/mypy
+	./scripts/check_configs.sh
 
 ## Everything CI runs.
 test: check

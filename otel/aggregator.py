@@ -14,7 +14,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
-from time import time, time_ns
+from time import time_ns
 
 from opentelemetry import trace
 
@@ -25,12 +25,12 @@ DEFAULT_MAX_ENTRIES = 2000
 OVERFLOW_ENDPOINT = "<overflow>"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Exemplar:
-    trace_id: str
-    span_id: str
+    trace_id: int
+    span_id: int
     value: float
-    timestamp: float
+    time_unix_nano: int
 
 
 @dataclass(slots=True)
@@ -108,9 +108,4 @@ class RequestAggregator:
 def _offer_exemplar(entry: Entry, index: int, seconds: float) -> None:
     context = trace.get_current_span().get_span_context()
     if context.trace_flags.sampled and entry.exemplars is not None:
-        entry.exemplars[index] = Exemplar(
-            format(context.trace_id, "032x"),
-            format(context.span_id, "016x"),
-            seconds,
-            round(time(), 3),
-        )
+        entry.exemplars[index] = Exemplar(context.trace_id, context.span_id, seconds, time_ns())

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 # Values of OTEL_METRICS_EXPORTER this package understands.
-METRICS_EXPORTERS = ("prometheus", "otlp", "console", "none")
+METRICS_EXPORTERS = ("prometheus", "otlp", "prometheus_remote_write", "console", "none")
 
 DEFAULT_SERVICE_NAME = "fastapi"
 DEFAULT_METRICS_PATH = "/metrics"
@@ -25,7 +25,8 @@ class TelemetryConfig:
     metrics_exporters: tuple[str, ...] = ("prometheus",)
     metrics_path: str = DEFAULT_METRICS_PATH
     export_interval_ms: int = DEFAULT_EXPORT_INTERVAL_MS
-    excluded_paths: frozenset[str] = field(default_factory=frozenset)
+    # The variables this config was read from; exporters read their own settings from it.
+    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_env(
@@ -39,6 +40,7 @@ class TelemetryConfig:
             export_interval_ms=_parse_int(
                 env, "OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_EXPORT_INTERVAL_MS
             ),
+            env=dict(env),
         )
 
     @property

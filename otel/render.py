@@ -62,10 +62,9 @@ def _histogram_lines(entry: Entry, les: list[str], openmetrics: bool) -> list[st
 
 
 def _exemplar(exemplar: Exemplar) -> str:
-    return (
-        f' # {{span_id="{exemplar.span_id}",trace_id="{exemplar.trace_id}"}} '
-        f"{floatToGoString(exemplar.value)} {exemplar.timestamp}"
-    )
+    labels = f'span_id="{exemplar.span_id:016x}",trace_id="{exemplar.trace_id:032x}"'
+    seconds = round(exemplar.time_unix_nano / 1e9, 3)
+    return f" # {{{labels}}} {floatToGoString(exemplar.value)} {seconds}"
 
 
 def _number(count: int) -> str:

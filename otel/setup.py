@@ -6,28 +6,25 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import Meter, NoOpMeter
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    ConsoleMetricExporter,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from otel.aggregator import RequestAggregator
 from otel.config import DEFAULT_SERVICE_NAME, TelemetryConfig
+from otel.exporters import build_readers
 from otel.exposition import MetricsEndpoint
 from otel.middleware import TelemetryMiddleware
 from otel.routes import RouteTemplates
+from otel.runtime import observe_runtime
 from otel.views import contract_views
 
 log = logging.getLogger(__name__)
 
 INSTRUMENTATION_NAME = "otel.fastapi"
+RUNTIME_INSTRUMENTATION_NAME = "otel.runtime"
 
 
 @dataclass
@@ -75,15 +72,16 @@ def setup_telemetry(
     config = config or TelemetryConfig.from_env(env, service_name=service_name)
     if config.disabled:
         return Telemetry(config)
+    resource = _resource(config.service_name)
     registry = CollectorRegistry(auto_describe=True)
+    aggregator = RequestAggregator()
     provider = MeterProvider(
-        metric_readers=_readers(config, registry),
-        resource=_resource(config.service_name),
+        metric_readers=build_readers(config, registry, aggregator, resource),
+        resource=resource,
         views=contract_views(),
         shutdown_on_exit=False,
     )
-    telemetry = Telemetry(config, provider, registry)
-    aggregator = RequestAggregator()
+    observe_runtime(provider.get_meter(RUNTIME_INSTRUMENTATION_NAME))
     endpoint = MetricsEndpoint(aggregator, registry) if config.serves_metrics else None
     app.add_middleware(
         TelemetryMiddleware,
@@ -92,7 +90,7 @@ def setup_telemetry(
         metrics_path=config.metrics_path,
         metrics_endpoint=endpoint,
     )
-    return telemetry
+    return Telemetry(config, provider, registry)
 
 
 def _resource(default_service_name: str) -> Resource:
@@ -101,47 +99,3 @@ def _resource(default_service_name: str) -> Resource:
     if str(detected.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         return detected.merge(Resource({SERVICE_NAME: default_service_name}))
     return detected
-
-
-def _readers(config: TelemetryConfig, registry: CollectorRegistry) -> list[MetricReader]:
-    readers: list[MetricReader] = []
-    for name in config.metrics_exporters:
-        if name == "prometheus":
-            readers.append(_prometheus_reader(registry))
-        elif name == "otlp":
-            readers.append(_periodic(_otlp_exporter(), config))
-        elif name == "console":
-            readers.append(_periodic(ConsoleMetricExporter(), config))
-    return readers
-
-
-def _prometheus_reader(registry: CollectorRegistry) -> MetricReader:
-    for collector in (GCCollector, PlatformCollector, ProcessCollector):
-        collector(registry=registry)
-    return PrometheusMetricReader(
-        disable_target_info=True, scope_info_enabled=False, registry=registry
-    )
-
-
-def _periodic(exporter: object, config: TelemetryConfig) -> MetricReader:
-    return PeriodicExportingMetricReader(
-        exporter,  # type: ignore[arg-type]
-        export_interval_millis=config.export_interval_ms,
-    )
-
-
-def _otlp_exporter() -> object:
-    import os
-
-    protocol = os.environ.get(
-        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-    )
-    if protocol == "http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-        return OTLPMetricExporter()
-    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-        OTLPMetricExporter as GrpcOTLPMetricExporter,
-    )
-
-    return GrpcOTLPMetricExporter()

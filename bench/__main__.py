@@ -1,0 +1,217 @@
+"""`python -m bench`: measure everything, write the JSON, docs/performance.md and the chart.
+
+`python -m bench --smoke` is the quick end-to-end check (writes under bench/results/ only);
+`python -m bench --help` lists the knobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+from bench import chart, machine, memory, report, scrape, startup, targets, throughput
+from bench.procs import (
+    LOAD_CORE,
+    BenchError,
+    Processes,
+    clean_env,
+    free_port,
+    pinned,
+    python_module,
+    require_tools,
+    wait_http,
+)
+from bench.settings import PARTS, RESULTS_DIR, ROOT, Settings, override, preset
+from bench.variants import VARIANTS, select
+
+Results = dict[str, Any]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--smoke", action="store_true", help="1 short round of everything, < 60 s")
+    p.add_argument("--rounds", type=int, help="rounds over all variants (full: 5)")
+    p.add_argument("--duration", type=int, dest="duration_s", help="seconds per route (full: 5)")
+    p.add_argument("--warmup", type=int, dest="warmup_s", help="wrk warm-up seconds (full: 2)")
+    p.add_argument("--connections", type=int, help="wrk connections (32)")
+    p.add_argument("--variants", type=_names, help="comma list (see --list); bare is always run")
+    p.add_argument("--skip", type=_names, help=f"comma list of parts: {','.join(PARTS)}")
+    p.add_argument("--scrape-series", type=_ints, help="comma list of sizes (1000,10000,20000)")
+    p.add_argument("--memory-requests", type=int, help="requests in the flood (200000)")
+    p.add_argument("--startup-repeats", type=int, help="starts per mode (5)")
+    p.add_argument("--report-only", action="store_true", help="re-render from the saved JSON")
+    p.add_argument("--check-targets", action="store_true", help="exit 3 if a target is not met")
+    p.add_argument("--list", action="store_true", help="list the variants and exit")
+    return p.parse_args(argv)
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in value.split(",") if n.strip())
+
+
+def _ints(value: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in _names(value))
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    skip = frozenset(args.skip) if args.skip else None
+    unknown = (skip or frozenset()) - set(PARTS)
+    if unknown:
+        raise SystemExit(f"unknown part(s) in --skip: {', '.join(sorted(unknown))}")
+    return override(
+        preset(args.smoke),
+        rounds=args.rounds,
+        duration_s=args.duration_s,
+        warmup_s=args.warmup_s,
+        connections=args.connections,
+        variants=args.variants,
+        skip=skip,
+        scrape_series=args.scrape_series,
+        memory_requests=args.memory_requests,
+        startup_repeats=args.startup_repeats,
+    )
+
+
+def progress(message: str, _start: float = time.monotonic()) -> None:
+    print(f"[bench {time.monotonic() - _start:6.0f} s] {message}", file=sys.stderr, flush=True)
+
+
+def measure(settings: Settings, argv: list[str]) -> Results:
+    require_tools()
+    variants = select(settings.variants)  # fails fast on a misspelt name
+    start = time.monotonic()
+    results: Results = {"meta": machine.describe(argv)}
+    os.sched_setaffinity(0, {LOAD_CORE})  # the harness itself stays off the server core
+    results["meta"]["settings"] = _settings_json(settings)
+    logs = RESULTS_DIR / "logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True)
+    with Processes(logs) as procs:
+        if settings.runs("throughput"):
+            sink = _start_sink(procs)
+            runs = throughput.measure(settings, variants, procs, sink, progress)
+            results["throughput"] = _throughput_json(runs)
+        if settings.runs("scrape"):
+            results["scrape"] = scrape.measure_sizes(
+                settings.scrape_series, settings.scrape_repeats, progress
+            )
+        if settings.runs("memory"):
+            results["memory"] = [_memory_json(r) for r in memory.measure(settings, procs, progress)]
+        if settings.runs("startup"):
+            results["startup"] = [
+                _startup_json(r) for r in startup.measure(settings, procs, progress)
+            ]
+    results["meta"]["elapsed_s"] = time.monotonic() - start
+    results["meta"]["loadavg_end"] = list(os.getloadavg())
+    results["targets"] = [t.as_dict() for t in targets.evaluate(results)]
+    return results
+
+
+def _start_sink(procs: Processes) -> throughput.Sink:
+    port = free_port()
+    argv = pinned(LOAD_CORE, python_module("bench.sink", str(port)))
+    proc = procs.start("otlp-sink", argv, clean_env())
+    wait_http(proc, port, "/stats", timeout=10)
+    return throughput.Sink(port)
+
+
+def _settings_json(settings: Settings) -> dict[str, Any]:
+    data = dataclasses.asdict(settings)
+    data["skip"] = sorted(settings.skip)
+    data["outputs"] = {k: str(Path(v).relative_to(ROOT)) for k, v in data["outputs"].items()}
+    return data
+
+
+def _throughput_json(runs: list[throughput.VariantRuns]) -> dict[str, Any]:
+    summaries = throughput.summarise(runs)
+    variants = []
+    for r in runs:
+        variants.append(
+            {
+                "name": r.variant.name,
+                "label": r.variant.label,
+                "app": r.variant.app,
+                "status": r.status,
+                "reason": r.reason,
+                "pushes": r.pushes,
+                "summary": {
+                    k: dataclasses.asdict(v) for k, v in summaries.get(r.variant.name, {}).items()
+                },
+                "runs": {k: [dataclasses.asdict(w) for w in ws] for k, ws in r.runs.items()},
+            }
+        )
+    return {"routes": list(throughput.ROUTES), "variants": variants}
+
+
+def _memory_json(run: memory.MemoryRun) -> dict[str, Any]:
+    return {**dataclasses.asdict(run), "growth_mb": run.growth_mb}
+
+
+def _startup_json(result: startup.StartupResult) -> dict[str, Any]:
+    return {**dataclasses.asdict(result), "median_s": result.median_s}
+
+
+def write(results: Results, settings: Settings) -> None:
+    out = settings.outputs
+    for path in (out.json, out.markdown, out.chart):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    out.json.write_text(json.dumps(results, indent=1) + "\n")
+    out.markdown.write_text(report.render(results, out.chart.name, str(out.json.relative_to(ROOT))))
+    if results.get("throughput"):
+        chart.draw(results, out.chart)
+
+
+def problems(results: Results) -> list[str]:
+    """What makes this run unusable (not a missed target): failed variants, failed requests."""
+    found = []
+    for v in (results.get("throughput") or {}).get("variants", []):
+        if v["status"] == "failed":
+            found.append(f"{v['name']} failed: {v['reason']}")
+        for route, s in v["summary"].items():
+            if s["errors"]:
+                found.append(f"{v['name']} {route}: {s['errors']} failed requests")
+    return found
+
+
+def _exit_on_signal(signum: int, frame: object) -> NoReturn:
+    raise SystemExit(128 + signum)  # unwinds through Processes, which kills every child
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.list:
+        for v in VARIANTS:
+            print(f"{v.name:20} {v.label}{'' if v.default else '  (not in the default set)'}")
+        return 0
+    settings = settings_from(args)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
+    if args.report_only:
+        results = json.loads(settings.outputs.json.read_text())
+    else:
+        try:
+            results = measure(settings, argv)
+        except BenchError as error:
+            print(f"bench: {error}", file=sys.stderr)
+            return 2
+    write(results, settings)
+    print(report.summary(results))
+    for problem in problems(results):
+        print(f"bench: {problem}", file=sys.stderr)
+    if problems(results):
+        return 1
+    missed = [t for t in results["targets"] if t["met"] is False]
+    return 3 if args.check_targets and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""OpenTelemetry metric names to Prometheus names, as the collector's Prometheus exporters do.
+
+Used by the remote-write path, which must end with the same names as the in-process exporter and
+the collector: invalid characters become `_`, the unit becomes a suffix unless the name already
+ends with it, and monotonic sums end in exactly one `_total`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+
+_INVALID_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_:]")
+_INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
+
+# UCUM units to the words Prometheus uses; units in braces ({requests}) are annotations, dropped.
+UNIT_SUFFIXES: Mapping[str, str] = {
+    "s": "seconds",
+    "ms": "milliseconds",
+    "us": "microseconds",
+    "ns": "nanoseconds",
+    "min": "minutes",
+    "h": "hours",
+    "d": "days",
+    "By": "bytes",
+    "KiBy": "kibibytes",
+    "MiBy": "mebibytes",
+    "KBy": "kilobytes",
+    "MBy": "megabytes",
+    "%": "percent",
+    "1": "ratio",
+}
+
+
+@lru_cache(maxsize=1024)
+def metric_name(name: str, unit: str, *, monotonic_sum: bool) -> str:
+    base = _INVALID_NAME_CHARS.sub("_", name)
+    if base[:1].isdigit():
+        base = "_" + base
+    suffix = unit_suffix(unit)
+    if monotonic_sum:
+        base = base.removesuffix("_total")
+    if suffix and not base.endswith("_" + suffix):
+        base = f"{base}_{suffix}"
+    return f"{base}_total" if monotonic_sum else base
+
+
+def unit_suffix(unit: str) -> str:
+    if not unit or unit.startswith("{"):
+        return ""
+    if "/" in unit:
+        numerator, _, denominator = unit.partition("/")
+        per = UNIT_SUFFIXES.get(denominator, denominator).removesuffix("s")
+        return f"{unit_suffix(numerator)}_per_{per}".lstrip("_")
+    return UNIT_SUFFIXES.get(unit, _INVALID_NAME_CHARS.sub("_", unit))
+
+
+@lru_cache(maxsize=1024)
+def label_name(key: str) -> str:
+    label = _INVALID_LABEL_CHARS.sub("_", key)
+    return "key" + label if label[:1].isdigit() else label
+
+
+def job_and_instance(resource: Mapping[str, object]) -> tuple[str, str]:
+    """`job` and `instance` from a resource, as the collector derives them."""
+    job = str(resource.get("service.name", ""))
+    namespace = resource.get("service.namespace")
+    if namespace:
+        job = f"{namespace}/{job}"
+    return job, str(resource.get("service.instance.id", ""))

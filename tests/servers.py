@@ -1,0 +1,92 @@
+"""Running real servers as local processes in tests: ports, polling, and clean stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
+    """Poll check() until it returns something truthy; fail with `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (httpx.HTTPError, OSError) as error:
+            last = error
+        else:
+            if last:
+                return last
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Processes:
+    """Processes started by the test, each in its own session, logs under `logs`."""
+
+    logs: Path
+    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, argv: list[str], **kwargs: Any) -> None:
+        with (self.logs / f"{name}.log").open("wb") as log:
+            self.running[name] = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **kwargs
+            )
+
+    def stop(self, name: str) -> None:
+        process = self.running.pop(name)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.running):
+            self.stop(name)
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+
+    def check_alive(self) -> None:
+        for name, process in self.running.items():
+            assert process.poll() is None, f"{name} exited:\n{self.log(name)}"
+
+
+def start_service(processes: Processes, name: str, env: dict[str, str], *, workers: int = 1) -> str:
+    """The memo service under uvicorn as a real process; its base URL once /health answers."""
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--workers", str(workers), "--no-access-log"]
+    processes.start(name, argv, cwd=ROOT, env={**os.environ, **env})
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        processes.check_alive()
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+
+    wait_for(healthy, 30, f"{name} answering /health")
+    return url

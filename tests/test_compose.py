@@ -1,0 +1,597 @@
+"""Compose files, Dockerfile and nginx config: checked by docker-compose and real nginx, then read.
+
+The compose assertions read what `docker-compose config` resolves (variables interpolated, YAML
+anchors merged), so they see what compose would run, not just what the file says.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV = ROOT / "docker-compose.yml"
+PROD = ROOT / "docker-compose.prod.yml"
+SECRETS = ("POSTGRES_PASSWORD", "GRAFANA_ADMIN_USER", "GRAFANA_ADMIN_PASSWORD")
+DUMMY_SECRETS = {name: f"dummy-{name.lower().replace('_', '-')}" for name in SECRETS}
+
+# (host ip, host port, container port); "" is every interface. Services not listed publish nothing.
+DEV_PORTS = {
+    "fastapi": {("127.0.0.1", 8000, 8000)},
+    "postgres": {("127.0.0.1", 5432, 5432)},
+    "redis": {("127.0.0.1", 6381, 6379)},
+    "prometheus": {("127.0.0.1", 9090, 9090)},
+    "grafana": {("127.0.0.1", 3001, 3000)},
+    "nginx": {("127.0.0.1", 8080, 8080)},
+}
+PROD_PORTS = {
+    "nginx": {("", 80, 8080)},
+    "prometheus": {("127.0.0.1", 9090, 9090)},
+    "grafana": {("127.0.0.1", 3001, 3000)},
+}
+# A piece of each healthcheck command. The exporters' images have no shell or client to run one.
+HEALTHCHECKS = {
+    "fastapi": "http://127.0.0.1:8000/health",
+    "postgres": "pg_isready",
+    "redis": "redis-cli ping",
+    "prometheus": "http://127.0.0.1:9090/-/healthy",
+    "grafana": "http://127.0.0.1:3000/api/health",
+    "nginx": "/stub_status",
+}
+SERVICES = {*HEALTHCHECKS, "postgres-exporter", "redis-exporter", "nginx-exporter", "node-exporter"}
+DEPENDS_ON = {
+    "fastapi": {"postgres", "redis"},
+    "grafana": {"prometheus"},
+    "nginx": {"fastapi"},
+    "postgres-exporter": {"postgres"},
+    "redis-exporter": {"redis"},
+    "nginx-exporter": {"nginx"},
+}
+# Named volume -> (service, mount point).
+VOLUMES = {
+    "prometheus_data": ("prometheus", "/prometheus"),
+    "grafana_data": ("grafana", "/var/lib/grafana"),
+    "postgres_data": ("postgres", "/var/lib/postgresql/data"),
+}
+# Repository path -> (service, mount point); all mounted read-only.
+CONFIG_MOUNTS = {
+    "prometheus": ("prometheus", "/etc/prometheus"),
+    "grafana/provisioning": ("grafana", "/etc/grafana/provisioning"),
+    "nginx/nginx.conf": ("nginx", "/etc/nginx/nginx.conf"),
+    "nginx/conf.d": ("nginx", "/etc/nginx/conf.d"),
+}
+PROMETHEUS_FLAGS = (
+    "--config.file=/etc/prometheus/prometheus.yml",
+    "--storage.tsdb.path=/prometheus",
+)
+ROOT_USERS = {"", "0", "root"}
+
+
+def require_tool(name: str) -> str:
+    """Fail in CI, skip elsewhere, when a command the test needs is not installed."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must install it: see .ci/run)")
+        pytest.skip(message)
+    return path
+
+
+def run_compose(
+    file: Path, env_file: Path, secrets: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    # Neither the caller's environment nor a developer's .env may supply or hide a secret.
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS and not k.startswith("COMPOSE_")}
+    command = [require_tool("docker-compose"), "--env-file", str(env_file), "-f", str(file), *args]
+    return subprocess.run(
+        command, env=env | secrets, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def empty_env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("compose") / "empty.env"
+    path.write_text("")
+    return path
+
+
+@pytest.fixture(scope="module")
+def dev(empty_env_file: Path) -> dict[str, Any]:
+    result = run_compose(DEV, empty_env_file, {}, "config")
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = yaml.safe_load(result.stdout)
+    return config
+
+
+@pytest.fixture(scope="module")
+def prod(empty_env_file: Path) -> dict[str, Any]:
+    result = run_compose(PROD, empty_env_file, DUMMY_SECRETS, "config")
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = yaml.safe_load(result.stdout)
+    return config
+
+
+@pytest.fixture(params=["dev", "prod"])
+def stack(request: pytest.FixtureRequest) -> dict[str, Any]:
+    config: dict[str, Any] = request.getfixturevalue(request.param)
+    return config
+
+
+def ports(service: dict[str, Any]) -> set[tuple[str, int, int]]:
+    """Published ports in either the short (`ip:host:container/proto`) or the long syntax."""
+    found = set()
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            host_ip, published, target = port.get("host_ip", ""), port["published"], port["target"]
+        else:
+            parts = str(port).split("/")[0].split(":")
+            target = parts[-1]
+            published = parts[-2] if len(parts) > 1 else 0
+            host_ip = parts[-3] if len(parts) > 2 else ""
+        found.add((host_ip, int(published), int(target)))
+    return found
+
+
+def mounts(service: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """Mount point -> (source, read-only), from the short or the long syntax."""
+    found = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            found[volume["target"]] = (volume["source"], bool(volume.get("read_only")))
+        else:
+            source, target, *mode = volume.split(":")
+            found[target] = (source, "ro" in ",".join(mode).split(","))
+    return found
+
+
+def healthcheck_command(service: dict[str, Any]) -> str:
+    test = service.get("healthcheck", {}).get("test", [])
+    return " ".join(test) if isinstance(test, list) else str(test)
+
+
+# --- docker-compose validates both files; production refuses to start without its secrets ---
+
+
+def test_dev_compose_file_is_valid_without_any_secret(empty_env_file: Path) -> None:
+    result = run_compose(DEV, empty_env_file, {}, "config", "-q")
+    assert result.returncode == 0, result.stderr
+
+
+def test_prod_compose_file_is_valid_with_its_secrets(empty_env_file: Path) -> None:
+    result = run_compose(PROD, empty_env_file, DUMMY_SECRETS, "config", "-q")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("missing", SECRETS)
+@pytest.mark.parametrize("value", ["unset", "empty"])
+def test_prod_refuses_to_start_without_each_secret(
+    empty_env_file: Path, missing: str, value: str
+) -> None:
+    secrets = {k: v for k, v in DUMMY_SECRETS.items() if k != missing}
+    if value == "empty":
+        secrets[missing] = ""
+    result = run_compose(PROD, empty_env_file, secrets, "config", "-q")
+    assert result.returncode != 0
+    # docker-compose ends its error with the message given in `${VAR:?message}`.
+    assert result.stderr.strip().endswith(f"{missing} is required, see .env.example"), result.stderr
+
+
+def test_env_example_lists_every_production_secret() -> None:
+    names = {
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+    assert set(SECRETS) <= names
+
+
+def test_secrets_reach_every_service_that_needs_them(prod: dict[str, Any]) -> None:
+    services = prod["services"]
+    password = DUMMY_SECRETS["POSTGRES_PASSWORD"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == password
+    assert (
+        f"memo:{password}@postgres:5432/memo" in services["fastapi"]["environment"]["DATABASE_URL"]
+    )
+    assert services["postgres-exporter"]["environment"]["DATA_SOURCE_PASS"] == password
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_USER"] == DUMMY_SECRETS["GRAFANA_ADMIN_USER"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == DUMMY_SECRETS["GRAFANA_ADMIN_PASSWORD"]
+
+
+def test_dev_grafana_defaults_to_admin_admin(dev: dict[str, Any]) -> None:
+    grafana = dev["services"]["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_USER"] == grafana["GF_SECURITY_ADMIN_PASSWORD"] == "admin"
+
+
+# --- what both files share ---
+
+
+def test_services_and_pinned_images(stack: dict[str, Any]) -> None:
+    services = stack["services"]
+    assert set(services) == SERVICES
+    assert services["fastapi"]["build"]["context"] == str(ROOT)
+    for name, service in services.items():
+        if name == "fastapi":
+            continue
+        image = service["image"]
+        assert re.fullmatch(r"[\w./-]+:v?\d[\w.-]*", image), f"{name}: {image} is not pinned"
+
+
+def test_dev_runs_the_images_production_runs(dev: dict[str, Any], prod: dict[str, Any]) -> None:
+    def images(config: dict[str, Any]) -> dict[str, str]:
+        return {name: s.get("image", "") for name, s in config["services"].items()}
+
+    assert images(dev) == images(prod)
+
+
+def test_healthchecks(stack: dict[str, Any]) -> None:
+    for name, service in stack["services"].items():
+        command = healthcheck_command(service)
+        if name in HEALTHCHECKS:
+            assert HEALTHCHECKS[name] in command, f"{name}: {command!r}"
+        else:
+            assert "healthcheck" not in service, name
+
+
+def test_depends_on_waits_for_healthy_services(stack: dict[str, Any]) -> None:
+    services = stack["services"]
+    for name, service in services.items():
+        depends_on = service.get("depends_on", {})
+        assert set(depends_on) == DEPENDS_ON.get(name, set()), name
+        for dependency, rule in depends_on.items():
+            assert rule == {"condition": "service_healthy"}, f"{name} -> {dependency}"
+            assert dependency in HEALTHCHECKS, f"{name} waits on {dependency}, which has none"
+
+
+def test_volumes_and_config_mounts(stack: dict[str, Any]) -> None:
+    services = stack["services"]
+    assert set(VOLUMES) <= set(stack["volumes"])
+    for volume, (service, target) in VOLUMES.items():
+        assert mounts(services[service])[target] == (volume, False), service
+    for path, (service, target) in CONFIG_MOUNTS.items():
+        assert mounts(services[service])[target] == (str(ROOT / path), True), service
+    for name, service in services.items():
+        for source, _ in mounts(service).values():
+            assert source in stack["volumes"] or Path(source).exists(), f"{name}: {source}"
+
+
+def test_prometheus_command(stack: dict[str, Any]) -> None:
+    assert set(PROMETHEUS_FLAGS) <= set(stack["services"]["prometheus"]["command"])
+
+
+def test_grafana_has_sign_up_and_anonymous_access_off(stack: dict[str, Any]) -> None:
+    grafana = stack["services"]["grafana"]["environment"]
+    assert grafana["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+
+
+def test_prometheus_targets_are_compose_services(stack: dict[str, Any]) -> None:
+    prometheus = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    for job in prometheus["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            for target in static["targets"]:
+                assert target.split(":")[0] in stack["services"], f"{job['job_name']}: {target}"
+
+
+def test_nginx_ports_agree_with_compose(stack: dict[str, Any]) -> None:
+    public, internal = nginx_listen_ports()
+    services = stack["services"]
+    assert {target for _, _, target in ports(services["nginx"])} == {public}
+    assert f"http://nginx:{internal}/stub_status" in services["nginx-exporter"]["command"][0]
+    assert f"http://127.0.0.1:{internal}/stub_status" in healthcheck_command(services["nginx"])
+
+
+# --- published ports ---
+
+
+def test_dev_ports_are_the_seed_ports_on_loopback(dev: dict[str, Any]) -> None:
+    for name, service in dev["services"].items():
+        assert ports(service) == DEV_PORTS.get(name, set()), name
+
+
+def test_prod_publishes_only_nginx_publicly(prod: dict[str, Any]) -> None:
+    # Prometheus and Grafana on loopback only; the app, its metrics, the databases, exporters
+    # and nginx's stub_status port are reachable on the compose network only.
+    for name, service in prod["services"].items():
+        assert ports(service) == PROD_PORTS.get(name, set()), name
+        assert service.get("network_mode") != "host", name
+        assert "expose" not in service, name
+
+
+# --- production hardening ---
+
+
+def test_prod_restart_policy_on_every_service(prod: dict[str, Any]) -> None:
+    for name, service in prod["services"].items():
+        assert service.get("restart") in {"always", "unless-stopped"}, name
+
+
+def test_prod_services_run_as_non_root(prod: dict[str, Any]) -> None:
+    for name, service in prod["services"].items():
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+        if name == "fastapi":
+            assert "user" not in service  # the Dockerfile's USER applies (checked below)
+            continue
+        user = str(service.get("user", "")).split(":")[0]
+        assert user not in ROOT_USERS, f"{name} runs as root"
+
+
+def test_prod_prometheus_admin_and_lifecycle_apis_are_off(prod: dict[str, Any]) -> None:
+    flags = {flag.split("=")[0] for flag in prod["services"]["prometheus"]["command"]}
+    assert not flags & {"--web.enable-admin-api", "--web.enable-lifecycle"}
+
+
+# --- Dockerfile ---
+
+
+def dockerfile_stages() -> list[list[tuple[str, str]]]:
+    """(INSTRUCTION, arguments) per stage, continuation lines joined; stage 0 is before any FROM."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    stages: list[list[tuple[str, str]]] = [[]]
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        instruction, _, arguments = line.partition(" ")
+        if instruction.upper() == "FROM":
+            stages.append([])
+        stages[-1].append((instruction.upper(), arguments.strip()))
+    return stages
+
+
+def test_dockerfile_final_stage_is_small_and_non_root() -> None:
+    stages = dockerfile_stages()
+    assert len(stages) >= 3, "a build stage and a final stage"
+    final = stages[-1]
+    assert final[0] == ("FROM", "${PYTHON_IMAGE}")
+    assert ("ARG", "PYTHON_IMAGE=python:3.11-slim-bookworm") in stages[0]
+    assert stages[1][0] == ("FROM", "${PYTHON_IMAGE} AS build")
+    runs = " ".join(arguments for instruction, arguments in final if instruction == "RUN")
+    for forbidden in ("apt-get", "gcc", "build-essential", "pip install"):
+        assert forbidden not in runs, forbidden
+    assert ("COPY", "--from=build /opt/venv /opt/venv") in final
+    users = [arguments for instruction, arguments in final if instruction == "USER"]
+    assert users, "the final stage sets a USER"
+    assert users[-1].split(":")[0] not in ROOT_USERS
+    cmd = next(arguments for instruction, arguments in final if instruction == "CMD")
+    assert json.loads(cmd)[:2] == ["uvicorn", "service.main:app"]
+
+
+def test_dockerfile_and_compose_healthchecks_agree(stack: dict[str, Any]) -> None:
+    final = dockerfile_stages()[-1]
+    healthcheck = next(
+        arguments for instruction, arguments in final if instruction == "HEALTHCHECK"
+    )
+    dockerfile_command = json.loads(healthcheck.split(" CMD ", 1)[1])
+    assert ["CMD", *dockerfile_command] == stack["services"]["fastapi"]["healthcheck"]["test"]
+
+
+def test_dockerignore_sends_only_the_package_sources() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert patterns[0] == "*"
+    included = {pattern[1:].rstrip("/") for pattern in patterns if pattern.startswith("!")}
+    assert included == {"pyproject.toml", "service", "otel"}
+    for instruction, arguments in (step for stage in dockerfile_stages() for step in stage):
+        if instruction == "COPY" and not arguments.startswith("--from"):
+            *sources, _ = arguments.split()
+            assert {source.rstrip("/") for source in sources} <= included, arguments
+
+
+# --- the app's healthcheck, and nginx run for real with the repository's config ---
+
+
+def nginx_listen_ports() -> tuple[int, int]:
+    """(public, internal): the server that proxies to the app and the one with stub_status."""
+    text = re.sub(r"#.*", "", (ROOT / "nginx" / "conf.d" / "memo.conf").read_text())
+    public = internal = 0
+    for block in re.split(r"^server \{", text, flags=re.MULTILINE)[1:]:
+        listen = re.search(r"^\s*listen (\d+)", block, re.MULTILINE)
+        assert listen, block
+        port = int(listen[1])
+        if "stub_status;" in block:
+            assert "deny all;" in block, "stub_status is refused outside private ranges"
+            internal = port
+        if "proxy_pass" in block:
+            assert "stub_status" not in block
+            public = port
+    assert public and internal and public != internal
+    return public, internal
+
+
+@dataclass
+class FakeApp:
+    """Stands in for the app: answers `status` and records every request's path."""
+
+    status: int = 200
+    seen: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+    def start(self) -> int:
+        app = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                # The path the app routes on: uvicorn %-decodes it, as here.
+                path = unquote(urlsplit(self.path).path)
+                app.seen.append((self.path, path, self.headers.get("X-Forwarded-For")))
+                self.send_response(app.status)
+                self.send_header("Content-Length", "3")
+                self.end_headers()
+                self.wfile.write(b"app")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self.server.server_address[1]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Nginx:
+    public: int
+    internal: int
+    app: FakeApp
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def rewrite(text: str, replacements: dict[str, str]) -> str:
+    for old, new in replacements.items():
+        assert old in text, f"{old!r} is gone from the nginx config: update this test"
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False), (None, False)])
+def test_app_healthcheck_command(dev: dict[str, Any], status: int | None, healthy: bool) -> None:
+    """The python one-liner, run here against a server answering 200, 503, or nothing at all."""
+    _, python, flag, code = dev["services"]["fastapi"]["healthcheck"]["test"]
+    assert (python, flag) == ("python", "-c")
+    app = FakeApp(status or 200)
+    port = app.start() if status else free_port()
+    try:
+        code = code.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, timeout=30, check=False
+        )
+        assert (result.returncode == 0) is healthy, result.stderr
+    finally:
+        if status:
+            app.stop()
+
+
+@pytest.fixture(scope="module")
+def nginx() -> Iterator[Nginx]:
+    """nginx with the repository's two files; only addresses and paths are rewritten.
+
+    As the container does, it runs as an unprivileged user (nobody, when the tests run as root)
+    with nothing writable but its own temp directory, which stands in for the /tmp tmpfs.
+    """
+    binary = require_tool("nginx")
+    app = FakeApp()
+    app_port = app.start()
+    public, internal = nginx_listen_ports()
+    addresses = {public: free_port(), internal: free_port()}
+    workdir = Path(tempfile.mkdtemp(prefix="nginx-test-"))
+    (workdir / "conf.d").mkdir()
+    main = (ROOT / "nginx" / "nginx.conf").read_text()
+    (workdir / "nginx.conf").write_text(
+        rewrite(main, {"/tmp/": f"{workdir}/", "/etc/nginx/conf.d/": f"{workdir}/conf.d/"})
+    )
+    site = rewrite(
+        (ROOT / "nginx" / "conf.d" / "memo.conf").read_text(),
+        {"http://fastapi:8000": f"http://127.0.0.1:{app_port}"},
+    )
+    site = re.sub(r"listen (\d+)", lambda m: f"listen 127.0.0.1:{addresses[int(m[1])]}", site)
+    (workdir / "conf.d" / "memo.conf").write_text(site)
+    (workdir / "access.log").touch()
+    as_user: dict[str, Any] = {}
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        for path in [workdir, *workdir.rglob("*")]:
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        workdir.chmod(0o755)
+        as_user = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+    command = [binary, "-e", "stderr", "-p", str(workdir), "-c", str(workdir / "nginx.conf")]
+    with (workdir / "access.log").open("w") as stdout, (workdir / "error.log").open("w") as stderr:
+        process = subprocess.Popen(
+            [*command, "-g", "daemon off;"], stdout=stdout, stderr=stderr, **as_user
+        )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert process.poll() is None, (workdir / "error.log").read_text()
+            try:
+                socket.create_connection(("127.0.0.1", addresses[internal]), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "nginx did not start listening"
+                time.sleep(0.05)
+        yield Nginx(addresses[public], addresses[internal], app)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        app.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def get(port: int, raw_path: str) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", raw_path)  # sent as written, no normalising on this side
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        connection.close()
+
+
+METRICS_PATHS = [
+    "/metrics",
+    "/metrics/",
+    "/metrics?format=openmetrics",
+    "//metrics",
+    "/./metrics",
+    "/memos/../metrics",
+    "/%6Detrics",
+    "/%6d%65%74%72%69%63%73",
+    "/metrics%2F",
+    "/metrics/../metrics/x",
+]
+
+
+def test_nginx_proxies_the_app(nginx: Nginx) -> None:
+    for path in ("/", "/health", "/memos/?q=metrics"):
+        assert get(nginx.public, path) == (200, "app"), path
+    assert nginx.app.seen[-1][0] == "/memos/?q=metrics"
+    assert nginx.app.seen[-1][2] == "127.0.0.1"  # X-Forwarded-For
+
+
+@pytest.mark.parametrize("path", METRICS_PATHS)
+def test_nginx_never_serves_metrics_publicly(nginx: Nginx, path: str) -> None:
+    status, _ = get(nginx.public, path)
+    assert status == 404
+    forwarded = [decoded for _, decoded, _ in nginx.app.seen]
+    assert not [p for p in forwarded if p == "/metrics" or p.startswith("/metrics/")], forwarded
+
+
+def test_nginx_stub_status_is_on_the_internal_port_only(nginx: Nginx) -> None:
+    status, body = get(nginx.internal, "/stub_status")
+    assert status == 200
+    assert body.startswith("Active connections:")
+    status, body = get(nginx.public, "/stub_status")
+    assert "Active connections" not in body  # the public port hands it to the app
+    assert get(nginx.internal, "/")[0] == 404
+    assert get(nginx.internal, "/metrics")[0] == 404

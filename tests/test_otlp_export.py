@@ -1,0 +1,126 @@
+"""The service exporting metrics over OTLP (gRPC and HTTP) to an in-test receiver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
+
+from tests.otlp_receiver import Received, attributes, grpc_receiver, http_receiver
+from tests.servers import Processes, start_service
+
+RECEIVERS = {"grpc": grpc_receiver, "http/protobuf": http_receiver}
+
+
+@pytest.fixture(params=sorted(RECEIVERS))
+def exported(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Received]]:
+    """A service exporting every 500 ms over one protocol; yields its URL and what arrived."""
+    protocol = request.param
+    with RECEIVERS[protocol]() as (endpoint, received):
+        processes = Processes(tmp_path)
+        env = {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'memos.db'}",
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_METRIC_EXPORT_INTERVAL": "500",
+        }
+        try:
+            url = start_service(processes, "service", env)
+            yield url, received
+        finally:
+            processes.stop_all()
+
+
+def send_requests(url: str) -> None:
+    with httpx.Client(base_url=url) as client:
+        for i in range(3):
+            assert client.post("/memos/", json={"title": f"{i}", "content": "c"}).status_code == 201
+        client.get("/memos/1")
+        client.get("/memos/1")
+        client.get("/memos/999")
+        client.get("/nowhere")
+        assert client.get("/metrics").status_code == 404  # not served on the push path
+
+
+def counts(received: Received) -> dict[tuple[str, str, str], int]:
+    metric = next(
+        m for (_, name), m in received.latest_metrics().items() if name == "fastapi_requests"
+    )
+    return {
+        (a["method"], a["endpoint"], a["status_code"]): int(point.as_int or point.as_double)
+        for point in metric.sum.data_points
+        for a in [attributes(point.attributes)]
+    }
+
+
+EXPECTED_COUNTS = {
+    ("POST", "/memos/", "201"): 3,
+    ("GET", "/memos/{memo_id}", "200"): 2,
+    ("GET", "/memos/{memo_id}", "404"): 1,
+    ("GET", "<unmatched>", "404"): 2,  # /nowhere, and /metrics, which this path does not serve
+}
+
+
+def test_request_metrics_arrive_under_the_contract_names(exported: tuple[str, Received]) -> None:
+    url, received = exported
+    send_requests(url)
+    received.wait_for(lambda r: _app_counts(r) == EXPECTED_COUNTS)
+    metrics = {name: m for (_, name), m in received.latest_metrics().items()}
+
+    requests = metrics["fastapi_requests"]
+    assert requests.unit == ""
+    assert requests.sum.is_monotonic
+    assert (
+        requests.sum.aggregation_temporality
+        == AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+    )
+
+    duration = metrics["fastapi_request_duration"]
+    assert duration.unit == "s"
+    assert (
+        duration.histogram.aggregation_temporality
+        == AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+    )
+    points = {
+        (a["method"], a["endpoint"]): p
+        for p in duration.histogram.data_points
+        for a in [attributes(p.attributes)]
+    }
+    assert {k for p in duration.histogram.data_points for k in attributes(p.attributes)} == {
+        "method",
+        "endpoint",
+    }
+    get_memo = points[("GET", "/memos/{memo_id}")]
+    assert get_memo.count == 3 and sum(get_memo.bucket_counts) == 3 and get_memo.sum > 0
+    assert list(get_memo.explicit_bounds)[:3] == [0.005, 0.01, 0.025]
+
+    assert metrics["memo_total"].gauge.data_points[0].as_int == 3
+    assert metrics["fastapi_active_connections"].gauge.data_points[0].as_int == 0
+    for runtime in (
+        "python_gc_collections",
+        "process_cpu_seconds",
+        "process_resident_memory_bytes",
+    ):
+        assert runtime in metrics, runtime
+    assert metrics["python_gc_collections"].sum.is_monotonic
+
+
+def test_resource_names_the_service_and_its_instance(exported: tuple[str, Received]) -> None:
+    url, received = exported
+    send_requests(url)
+    received.wait_for(lambda r: len(r.metrics) >= 2)
+    resources = received.resources()
+    assert {r["service.name"] for r in resources} == {"fastapi"}
+    assert len({r["service.instance.id"] for r in resources}) == 1
+
+
+def _app_counts(received: Received) -> dict[tuple[str, str, str], int]:
+    """Counts without the readiness probes of /health, however many there were."""
+    try:
+        return {k: v for k, v in counts(received).items() if k[1] != "/health"}
+    except StopIteration:
+        return {}
