@@ -7,11 +7,13 @@ import gzip
 import anyio.to_thread
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 
 from otel.aggregator import RequestAggregator
 from otel.middleware import Receive, Scope, Send
 from otel.render import render
+from otel.workers import Snapshot, WorkerExchange, merge, snapshot_of
 
 _EOF = "# EOF\n"
 
@@ -25,6 +27,7 @@ class MetricsEndpoint:
     def __init__(self, aggregator: RequestAggregator, registry: CollectorRegistry) -> None:
         self._aggregator = aggregator
         self._registry = registry
+        self.exchange: WorkerExchange | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
@@ -42,11 +45,31 @@ class MetricsEndpoint:
     def render(self, accept: str) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept)
         openmetrics = content_type == OPENMETRICS
-        ours = render(self._aggregator.entries(), self._aggregator.bounds, openmetrics=openmetrics)
-        rest = encoder(self._registry).decode()
+        families: CollectorRegistry | _Families
+        if self.exchange is None:
+            entries, families = self._aggregator.entries(), self._registry
+        else:
+            merged, merged_families = merge(self.snapshot(), self.exchange.peer_snapshots())
+            entries, families = merged, _Families(merged_families)
+        ours = render(entries, self._aggregator.bounds, openmetrics=openmetrics)
+        rest = encoder(families).decode()  # any object with collect() will do
         if openmetrics:
             rest = rest.removesuffix(_EOF) + _EOF
         return (ours + rest).encode(), content_type
+
+    def snapshot(self) -> Snapshot:
+        """This worker's state, for its peers (see otel/workers.py)."""
+        return snapshot_of(self._aggregator.entries(), self._registry.collect())
+
+
+class _Families:
+    """Already collected families, in the shape prometheus_client's encoders read."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> list[Metric]:
+        return self._families
 
 
 async def _respond(

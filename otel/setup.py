@@ -20,6 +20,7 @@ from otel.middleware import TelemetryMiddleware
 from otel.routes import RouteTemplates
 from otel.runtime import observe_runtime
 from otel.views import contract_views
+from otel.workers import WorkerExchange, workers_dir
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Telemetry:
     config: TelemetryConfig
     meter_provider: MeterProvider | None = None
     registry: CollectorRegistry | None = None
+    exchange: WorkerExchange | None = None
     _shut_down: bool = field(default=False, repr=False)
 
     @property
@@ -55,6 +57,8 @@ class Telemetry:
         if self._shut_down or self.meter_provider is None:
             return
         self._shut_down = True
+        if self.exchange is not None:
+            self.exchange.close()
         self.meter_provider.shutdown()
 
 
@@ -83,6 +87,9 @@ def setup_telemetry(
     )
     observe_runtime(provider.get_meter(RUNTIME_INSTRUMENTATION_NAME))
     endpoint = MetricsEndpoint(aggregator, registry) if config.serves_metrics else None
+    directory = workers_dir(config.env)
+    if endpoint is not None and directory is not None:
+        endpoint.exchange = WorkerExchange(directory, endpoint.snapshot)
     app.add_middleware(
         TelemetryMiddleware,
         recorder=aggregator,
@@ -90,7 +97,7 @@ def setup_telemetry(
         metrics_path=config.metrics_path,
         metrics_endpoint=endpoint,
     )
-    return Telemetry(config, provider, registry)
+    return Telemetry(config, provider, registry, endpoint.exchange if endpoint else None)
 
 
 def _resource(default_service_name: str) -> Resource:

@@ -90,3 +90,27 @@ def start_service(processes: Processes, name: str, env: dict[str, str], *, worke
 
     wait_for(healthy, 30, f"{name} answering /health")
     return url
+
+
+def start_prometheus(processes: Processes, config: dict[str, Any], *flags: str) -> str:
+    """A real Prometheus (Debian's package) on a free port with `config`; its URL once ready."""
+    import shutil
+
+    import yaml
+
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise AssertionError("prometheus is not installed (apt-get install prometheus)")
+    path = processes.logs / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    address = f"127.0.0.1:{free_port()}"
+    argv = [binary, f"--config.file={path}", f"--web.listen-address={address}"]
+    argv += [f"--storage.tsdb.path={processes.logs / 'tsdb'}", "--log.level=warn", *flags]
+    processes.start("prometheus", argv)
+
+    def ready() -> bool:
+        processes.check_alive()
+        return httpx.get(f"http://{address}/-/ready", timeout=2).status_code == 200
+
+    wait_for(ready, 30, "prometheus ready")
+    return f"http://{address}"

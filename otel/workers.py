@@ -1,0 +1,254 @@
+"""Exact `/metrics` under several worker processes, whichever worker answers the scrape.
+
+Each worker keeps its own SDK state and aggregator. With a shared directory, every worker serves a
+snapshot of its state on a Unix socket there; the worker that receives a scrape asks every live
+peer, adds the answers to its own state and renders the sum. A worker that shuts down leaves its
+final counters in the directory, so totals do not drop when a worker is replaced.
+
+prometheus_client's multiprocess mode is not an option: it accepts only its own metric types and
+refuses custom collectors such as the OpenTelemetry reader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import socket
+import socketserver
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.metrics_core import Metric
+
+from otel.aggregator import Entry, Exemplar
+
+log = logging.getLogger(__name__)
+
+WORKERS_DIR_VARIABLE = "OTEL_PYTHON_FASTAPI_WORKERS_DIR"
+PEER_TIMEOUT_SECONDS = 2.0
+
+# How a gauge family is combined across workers; everything else is added up.
+GAUGE_MERGE: Mapping[str, str] = {
+    "memo_total": "local",  # every worker reads the same table
+    "python_info": "local",
+    "process_max_fds": "local",
+    "process_start_time_seconds": "min",
+}
+ADDITIVE_TYPES = frozenset({"counter", "histogram", "summary"})
+
+Snapshot = dict[str, Any]
+
+
+def workers_dir(env: Mapping[str, str]) -> Path | None:
+    """The shared directory: set explicitly, or derived from the uvicorn or gunicorn master."""
+    explicit = env.get(WORKERS_DIR_VARIABLE, "").strip()
+    if explicit:
+        return Path(explicit)
+    master = _master_pid()
+    if master is None:
+        return None
+    return Path(tempfile.gettempdir()) / f"otel-fastapi-workers-{master}-{_start_ticks(master)}"
+
+
+def _master_pid() -> int | None:
+    if multiprocessing.parent_process() is not None:  # uvicorn --workers spawns its workers
+        return os.getppid()
+    if Path(sys.argv[0]).name.startswith("gunicorn"):  # gunicorn forks them
+        return os.getppid()
+    return None
+
+
+def _start_ticks(pid: int) -> str:
+    # A pid can be reused; with its start time the directory is the master's alone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "0"
+
+
+class WorkerExchange:
+    """Serves this worker's snapshot to its peers and gathers theirs."""
+
+    def __init__(self, directory: Path, snapshot: Callable[[], Snapshot]) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self._snapshot = snapshot
+        self._socket_path = directory / f"{os.getpid()}.sock"
+        self._server = _SnapshotServer(str(self._socket_path), snapshot)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="otel-worker-exchange", daemon=True
+        )
+        self._thread.start()
+
+    def peer_snapshots(self) -> list[Snapshot]:
+        """Every other live worker's snapshot, and the final ones of workers that have exited."""
+        sockets = [p for p in self.directory.glob("*.sock") if p != self._socket_path]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            live = [s for s in pool.map(_ask, sockets) if s is not None]
+        return live + [_read_final(path) for path in self.directory.glob("*.final.json")]
+
+    def close(self) -> None:
+        """Stop serving and leave this worker's counters for the workers that remain."""
+        self._server.shutdown()
+        self._server.server_close()
+        with contextlib.suppress(FileNotFoundError):
+            self._socket_path.unlink()
+        final = _additive_only(self._snapshot())
+        path = self.directory / f"{os.getpid()}.final.json"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(final))
+        temporary.replace(path)
+
+
+class _SnapshotServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, path: str, snapshot: Callable[[], Snapshot]) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        self.snapshot = snapshot
+        super().__init__(path, _SnapshotHandler)
+
+
+class _SnapshotHandler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        server: _SnapshotServer = self.server  # type: ignore[assignment]
+        try:
+            self.wfile.write(json.dumps(server.snapshot()).encode())
+        except Exception:
+            log.exception("serving the metrics snapshot to a peer worker failed")
+
+
+def _ask(path: Path) -> Snapshot | None:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as peer:
+            peer.settimeout(PEER_TIMEOUT_SECONDS)
+            peer.connect(str(path))
+            chunks = []
+            while chunk := peer.recv(1 << 16):
+                chunks.append(chunk)
+    except (ConnectionRefusedError, FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # a worker that died without closing
+        return None
+    except OSError as error:
+        log.warning("peer worker %s did not answer: %s", path.name, error)
+        return None
+    snapshot: Snapshot = json.loads(b"".join(chunks))
+    return snapshot
+
+
+def _read_final(path: Path) -> Snapshot:
+    snapshot: Snapshot = json.loads(path.read_text())
+    return snapshot
+
+
+# --- snapshots: plain JSON of the aggregator entries and the registry's families ---------------
+
+
+def snapshot_of(entries: Iterable[Entry], families: Iterable[Metric]) -> Snapshot:
+    return {
+        "entries": [_entry_json(e) for e in entries],
+        "families": [_family_json(f) for f in families],
+    }
+
+
+def merge(own: Snapshot, peers: Iterable[Snapshot]) -> tuple[list[Entry], list[Metric]]:
+    """The sum of all workers' request metrics, and their families merged by GAUGE_MERGE."""
+    snapshots = [own, *peers]
+    entries: dict[tuple[str, str], Entry] = {}
+    for snapshot in snapshots:
+        for data in snapshot["entries"]:
+            _add_entry(entries, _entry(data))
+    families: dict[str, Metric] = {}
+    for index, snapshot in enumerate(snapshots):
+        for data in snapshot["families"]:
+            _add_family(families, data, local=index == 0)
+    return list(entries.values()), list(families.values())
+
+
+def _additive_only(snapshot: Snapshot) -> Snapshot:
+    families = [f for f in snapshot["families"] if f["type"] in ADDITIVE_TYPES]
+    return {"entries": snapshot["entries"], "families": families}
+
+
+def _entry_json(entry: Entry) -> list[Any]:
+    exemplars = [
+        None if e is None else [e.trace_id, e.span_id, e.value, e.time_unix_nano]
+        for e in entry.exemplars or ()
+    ]
+    statuses = {str(code): n for code, n in entry.statuses.items()}
+    return [entry.method, entry.endpoint, statuses, entry.buckets, entry.sum, exemplars]
+
+
+def _entry(data: list[Any]) -> Entry:
+    method, endpoint, statuses, buckets, total, exemplars = data
+    return Entry(
+        method,
+        endpoint,
+        {int(code): n for code, n in statuses.items()},
+        list(buckets),
+        total,
+        [None if e is None else Exemplar(*e) for e in exemplars] or None,
+    )
+
+
+def _add_entry(entries: dict[tuple[str, str], Entry], entry: Entry) -> None:
+    key = (entry.method, entry.endpoint)
+    total = entries.get(key)
+    if total is None:
+        entries[key] = entry
+        return
+    for code, count in entry.statuses.items():
+        total.statuses[code] = total.statuses.get(code, 0) + count
+    total.buckets = [a + b for a, b in zip(total.buckets, entry.buckets, strict=True)]
+    total.sum += entry.sum
+    total.exemplars = _newest(total.exemplars, entry.exemplars)
+
+
+def _newest(
+    ours: list[Exemplar | None] | None, theirs: list[Exemplar | None] | None
+) -> list[Exemplar | None] | None:
+    if ours is None or theirs is None:
+        return ours or theirs
+    return [
+        max((e for e in pair if e is not None), key=lambda e: e.time_unix_nano, default=None)
+        for pair in zip(ours, theirs, strict=True)
+    ]
+
+
+def _family_json(family: Metric) -> dict[str, Any]:
+    return {
+        "name": family.name,
+        "documentation": family.documentation,
+        "type": family.type,
+        "unit": family.unit,
+        "samples": [[s.name, s.labels, s.value] for s in family.samples],
+    }
+
+
+def _add_family(families: dict[str, Metric], data: dict[str, Any], *, local: bool) -> None:
+    family = families.get(data["name"])
+    if family is None:
+        family = Metric(data["name"], data["documentation"], data["type"], data["unit"])
+        families[data["name"]] = family
+    policy = "sum" if data["type"] in ADDITIVE_TYPES else GAUGE_MERGE.get(data["name"], "sum")
+    if policy == "local" and not local:
+        return
+    index = {(s.name, tuple(sorted(s.labels.items()))): i for i, s in enumerate(family.samples)}
+    for name, labels, value in data["samples"]:
+        position = index.get((name, tuple(sorted(labels.items()))))
+        if position is None:
+            family.add_sample(name, labels, value)
+            continue
+        current = family.samples[position]
+        combined = min(current.value, value) if policy == "min" else current.value + value
+        family.samples[position] = current._replace(value=combined)
