@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 # Values of OTEL_METRICS_EXPORTER this package understands.
 METRICS_EXPORTERS = ("prometheus", "otlp", "prometheus_remote_write", "console", "none")
@@ -25,6 +26,9 @@ class TelemetryConfig:
     metrics_exporters: tuple[str, ...] = ("prometheus",)
     metrics_path: str = DEFAULT_METRICS_PATH
     export_interval_ms: int = DEFAULT_EXPORT_INTERVAL_MS
+    traces_exporters: tuple[str, ...] = ()
+    # Extra span processors, e.g. an in-memory exporter in tests; any turns tracing on.
+    span_processors: tuple[Any, ...] = field(default=(), compare=False)
     # The variables this config was read from; exporters read their own settings from it.
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -40,12 +44,17 @@ class TelemetryConfig:
             export_interval_ms=_parse_int(
                 env, "OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_EXPORT_INTERVAL_MS
             ),
+            traces_exporters=_traces_exporters(env.get("OTEL_TRACES_EXPORTER", "none")),
             env=dict(env),
         )
 
     @property
     def serves_metrics(self) -> bool:
         return not self.disabled and "prometheus" in self.metrics_exporters
+
+    @property
+    def tracing(self) -> bool:
+        return not self.disabled and bool(self.traces_exporters or self.span_processors)
 
 
 def parse_exporters(value: str) -> tuple[str, ...]:
@@ -60,6 +69,12 @@ def parse_exporters(value: str) -> tuple[str, ...]:
     if "none" in names:
         return ()
     return names or ("prometheus",)
+
+
+def _traces_exporters(value: str) -> tuple[str, ...]:
+    from otel.tracing import parse_traces_exporters
+
+    return parse_traces_exporters(value)
 
 
 def _parse_bool(env: Mapping[str, str], name: str) -> bool:

@@ -1,13 +1,24 @@
-"""Pure ASGI middleware that records every HTTP request into the contract's instruments."""
+"""Pure ASGI middleware that records every HTTP request into the contract's metrics and,
+when tracing is on, wraps it in a server span named by method and route template."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
+from contextvars import Token
 from time import perf_counter
 from typing import Any, Protocol
 
-from otel.contract import OTHER_METHOD, STANDARD_METHODS
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+
+from otel.contract import OTHER_METHOD, STANDARD_METHODS, UNMATCHED_ENDPOINT
 from otel.routes import RouteTemplates
+
+log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -38,12 +49,14 @@ class TelemetryMiddleware:
         routes: RouteTemplates,
         metrics_path: str | None = None,
         metrics_endpoint: MetricsEndpoint | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.app = app
         self._recorder = recorder
         self._routes = routes
         self._metrics_path = metrics_path if metrics_endpoint is not None else None
         self._metrics_endpoint = metrics_endpoint
+        self._tracer = tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,7 +65,7 @@ class TelemetryMiddleware:
         if scope["path"] == self._metrics_path and self._metrics_endpoint is not None:
             await self._metrics_endpoint(scope, receive, send)
             return
-
+        span, token = self._start_span(scope) if self._tracer is not None else (None, None)
         status_code = 500
         start = perf_counter()
 
@@ -64,23 +77,91 @@ class TelemetryMiddleware:
 
         try:
             await self.app(scope, receive, send_watching_status)
-        except BaseException:
+        except BaseException as error:
             status_code = 500
+            if span is not None:
+                span.record_exception(error)
             raise
         finally:
-            self._record(scope, status_code, perf_counter() - start)
+            # Recorded while the span is current, so the duration carries it as an exemplar.
+            endpoint = self._record(scope, status_code, perf_counter() - start)
+            if span is not None and token is not None:
+                _finish(span, _method(scope), endpoint, status_code)
+                otel_context.detach(token)
 
-    def _record(self, scope: Scope, status_code: int, seconds: float) -> None:
-        method = scope["method"]
-        if method not in STANDARD_METHODS:
-            method = OTHER_METHOD
+    def _start_span(self, scope: Scope) -> tuple[trace.Span, Token[Context]]:
+        assert self._tracer is not None
+        parent = propagate.extract(scope, getter=_HEADERS)
+        span = self._tracer.start_span(
+            _method(scope),
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=_request_attributes(scope),
+        )
+        return span, otel_context.attach(trace.set_span_in_context(span, parent))
+
+    def _record(self, scope: Scope, status_code: int, seconds: float) -> str:
+        endpoint = UNMATCHED_ENDPOINT
         try:
-            self._recorder.record(method, self._routes.endpoint(scope), status_code, seconds)
+            endpoint = self._routes.endpoint(scope)
+            self._recorder.record(_method(scope), endpoint, status_code, seconds)
         except Exception:  # telemetry must never break a request
-            _log_recording_failure()
+            log.exception("recording request metrics failed")
+        return endpoint
 
 
-def _log_recording_failure() -> None:
-    import logging
+def _method(scope: Scope) -> str:
+    method: str = scope["method"]
+    return method if method in STANDARD_METHODS else OTHER_METHOD
 
-    logging.getLogger(__name__).exception("recording request metrics failed")
+
+def _finish(span: trace.Span, method: str, endpoint: str, status_code: int) -> None:
+    if endpoint != UNMATCHED_ENDPOINT:
+        span.update_name(f"{method} {endpoint}")
+        span.set_attribute("http.route", endpoint)
+    span.set_attribute("http.response.status_code", status_code)
+    if status_code >= 500:
+        span.set_status(Status(StatusCode.ERROR))
+    span.end()
+
+
+def _request_attributes(scope: Scope) -> dict[str, Any]:
+    headers = _HEADERS.headers(scope)
+    attributes: dict[str, Any] = {
+        "http.request.method": _method(scope),
+        "url.scheme": scope.get("scheme", "http"),
+        "url.path": scope.get("path", ""),
+        "network.protocol.version": scope.get("http_version", "1.1"),
+    }
+    if scope["method"] not in STANDARD_METHODS:
+        attributes["http.request.method_original"] = scope["method"]
+    if query := scope.get("query_string"):
+        attributes["url.query"] = query.decode("latin-1")
+    if client := scope.get("client"):
+        attributes["client.address"], attributes["client.port"] = client[0], client[1]
+    if server := scope.get("server"):
+        attributes["server.port"] = server[1]
+    if host := headers.get("host"):
+        attributes["server.address"] = host[0].rsplit(":", 1)[0]
+    if agent := headers.get("user-agent"):
+        attributes["user_agent.original"] = agent[0]
+    return attributes
+
+
+class _ScopeHeaders(Getter[Scope]):
+    """Reads request headers from an ASGI scope for the propagator."""
+
+    def headers(self, scope: Scope) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for key, value in scope.get("headers", ()):
+            found.setdefault(key.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        return found
+
+    def get(self, carrier: Scope, key: str) -> list[str] | None:
+        return self.headers(carrier).get(key.lower())
+
+    def keys(self, carrier: Scope) -> list[str]:
+        return list(self.headers(carrier))
+
+
+_HEADERS = _ScopeHeaders()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry.metrics import Meter, NoOpMeter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
@@ -19,6 +21,7 @@ from otel.exposition import MetricsEndpoint
 from otel.middleware import TelemetryMiddleware
 from otel.routes import RouteTemplates
 from otel.runtime import observe_runtime
+from otel.tracing import build_tracer_provider, instrument_redis, instrument_sqlalchemy
 from otel.views import contract_views
 from otel.workers import WorkerExchange, workers_dir
 
@@ -36,6 +39,7 @@ class Telemetry:
     meter_provider: MeterProvider | None = None
     registry: CollectorRegistry | None = None
     exchange: WorkerExchange | None = None
+    tracer_provider: TracerProvider | None = None
     _shut_down: bool = field(default=False, repr=False)
 
     @property
@@ -59,7 +63,19 @@ class Telemetry:
         self._shut_down = True
         if self.exchange is not None:
             self.exchange.close()
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
+
+    def instrument_sqlalchemy(self, engine: Any) -> None:
+        """Child spans for the queries of `engine`; nothing when tracing is off."""
+        if self.tracer_provider is not None:
+            instrument_sqlalchemy(engine, self.tracer_provider.get_tracer(INSTRUMENTATION_NAME))
+
+    def instrument_redis(self, client: Any) -> None:
+        """Child spans for the commands of this Redis client; nothing when tracing is off."""
+        if self.tracer_provider is not None:
+            instrument_redis(client, self.tracer_provider)
 
 
 def setup_telemetry(
@@ -78,7 +94,10 @@ def setup_telemetry(
         return Telemetry(config)
     resource = _resource(config.service_name)
     registry = CollectorRegistry(auto_describe=True)
-    aggregator = RequestAggregator()
+    tracer_provider = build_tracer_provider(
+        config.traces_exporters, config.span_processors, resource, config.env
+    )
+    aggregator = RequestAggregator(exemplars=tracer_provider is not None)
     provider = MeterProvider(
         metric_readers=build_readers(config, registry, aggregator, resource),
         resource=resource,
@@ -96,8 +115,10 @@ def setup_telemetry(
         routes=RouteTemplates(app),
         metrics_path=config.metrics_path,
         metrics_endpoint=endpoint,
+        tracer=tracer_provider.get_tracer(INSTRUMENTATION_NAME) if tracer_provider else None,
     )
-    return Telemetry(config, provider, registry, endpoint.exchange if endpoint else None)
+    exchange = endpoint.exchange if endpoint else None
+    return Telemetry(config, provider, registry, exchange, tracer_provider)
 
 
 def _resource(default_service_name: str) -> Resource:

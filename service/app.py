@@ -14,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.concurrency import run_in_threadpool
 
 from otel import TelemetryConfig, setup_telemetry
+from otel.logs import configure_json_logging
 from service import migrate
 from service.api import health, memos
 from service.cache import create_cache
@@ -35,6 +36,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.log_format == "json":
+            configure_json_logging(settings.log_level)
         if settings.migrate_on_start:
             await run_in_threadpool(migrate.upgrade, settings.effective_database_url)
         engine = create_engine(settings)
@@ -45,6 +48,9 @@ def create_app(
             cache=create_cache(settings),
         )
         app.state.memo = state
+        telemetry.instrument_sqlalchemy(engine)
+        if state.cache.client is not None:
+            telemetry.instrument_redis(state.cache.client)
         observe_service_metrics(telemetry, engine, state.sessions, asyncio.get_running_loop())
         try:
             yield

@@ -52,6 +52,10 @@ class MemoCache:
     def configured(self) -> bool:
         return self._client is not None
 
+    @property
+    def client(self) -> Redis | None:
+        return self._client
+
     async def get_or_load(self, name: str, load: Callable[[], Awaitable[JSONValue]]) -> JSONValue:
         """The cached value for `name`, or `load()`'s result, cached when Redis allows."""
         generation, cached = await self._lookup(name)

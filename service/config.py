@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +19,9 @@ class Settings(BaseSettings):
     # Set: memo reads are cached in Redis. Unset: no cache.
     redis_url: str | None = None
     data_dir: Path = DEFAULT_DATA_DIR
+    # JSON lines carry the trace and span of the request that wrote them; text is for people.
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     migrate_on_start: bool = True
     cache_ttl_seconds: int = Field(default=300, gt=0)
     # Services sharing one Redis database with different memo databases need distinct values.
@@ -26,6 +30,8 @@ class Settings(BaseSettings):
     redis_timeout_seconds: float = Field(default=0.25, gt=0)
     db_pool_size: int = Field(default=10, gt=0)
     db_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Larger request bodies are refused with 413 before they are read whole.
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod

@@ -1,0 +1,88 @@
+"""Traces: a tracer provider from the standard variables, child spans for the database and Redis.
+
+OTEL_TRACES_EXPORTER is `otlp`, `console` or `none` (the default); the sampler comes from
+OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG, read by the SDK itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.metrics import NoOpMeter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.trace import Tracer
+
+from otel.config import TelemetryConfigError
+
+TRACES_EXPORTERS = ("otlp", "console", "none")
+OTLP_PROTOCOLS = ("grpc", "http/protobuf")
+
+
+def parse_traces_exporters(value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip().lower() for n in value.split(",") if n.strip()))
+    unknown = [n for n in names if n not in TRACES_EXPORTERS]
+    if unknown:
+        raise TelemetryConfigError(
+            f"OTEL_TRACES_EXPORTER has unknown value(s) {', '.join(unknown)}; "
+            f"valid values are {', '.join(TRACES_EXPORTERS)}"
+        )
+    return tuple(n for n in names if n != "none") if "none" not in names else ()
+
+
+def build_tracer_provider(
+    exporters: Sequence[str],
+    processors: Sequence[SpanProcessor],
+    resource: Resource,
+    env: Mapping[str, str],
+) -> TracerProvider | None:
+    """A provider when any exporter or processor is configured; None means tracing is off."""
+    if not exporters and not processors:
+        return None
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    for name in exporters:
+        provider.add_span_processor(BatchSpanProcessor(_span_exporter(name, env)))
+    for processor in processors:
+        provider.add_span_processor(processor)
+    return provider
+
+
+def _span_exporter(name: str, env: Mapping[str, str]) -> SpanExporter:
+    if name == "console":
+        return ConsoleSpanExporter()
+    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+    )
+    if protocol.strip() == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+
+        return GrpcSpanExporter()
+    if protocol.strip() == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    raise TelemetryConfigError(
+        f"OTEL_EXPORTER_OTLP_PROTOCOL {protocol!r} is not supported; "
+        f"valid values are {', '.join(OTLP_PROTOCOLS)}"
+    )
+
+
+def instrument_sqlalchemy(engine: Any, tracer: Tracer) -> None:
+    """Child spans for each query on `engine` (an Engine, or an AsyncEngine's sync_engine)."""
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+
+    # The instrumentor is a process-wide singleton; an EngineTracer serves one engine only,
+    # so two apps in one process keep their own providers. Pool usage is already measured.
+    usage = NoOpMeter("otel.sqlalchemy").create_up_down_counter("db.client.connections.usage")
+    EngineTracer(tracer, getattr(engine, "sync_engine", engine), usage)  # type: ignore[no-untyped-call]
+
+
+def instrument_redis(client: Any, provider: TracerProvider) -> None:
+    """Child spans for each command of this Redis client only."""
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    RedisInstrumentor.instrument_client(client, tracer_provider=provider)
