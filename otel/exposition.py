@@ -8,7 +8,6 @@ import anyio.to_thread
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 
 from otel.aggregator import RequestAggregator
 from otel.middleware import Receive, Scope, Send
@@ -44,7 +43,7 @@ class MetricsEndpoint:
 
     def render(self, accept: str) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept)
-        openmetrics = content_type == OPENMETRICS
+        openmetrics = content_type.startswith("application/openmetrics-text")
         families: CollectorRegistry | _Families
         if self.exchange is None:
             entries, families = self._aggregator.entries(), self._registry

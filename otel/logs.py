@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from opentelemetry import trace
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -25,7 +26,11 @@ class TraceContextFilter(logging.Filter):
 
 def configure_json_logging(level: str = "INFO") -> None:
     """Every handler of the root and uvicorn loggers writes JSON with the trace context."""
-    formatter = JsonFormatter(FIELDS, rename_fields={"levelname": "level", "name": "logger"})
+    formatter = JsonFormatter(
+        FIELDS,
+        rename_fields={"levelname": "level", "name": "logger"},
+        reserved_attrs=[*RESERVED_ATTRS, "color_message"],  # uvicorn's ANSI-coloured copy
+    )
     context = TraceContextFilter()
     root = logging.getLogger()
     if not root.handlers:

@@ -76,11 +76,19 @@ class Processes:
             assert process.poll() is None, f"{name} exited:\n{self.log(name)}"
 
 
-def start_service(processes: Processes, name: str, env: dict[str, str], *, workers: int = 1) -> str:
+def start_service(
+    processes: Processes,
+    name: str,
+    env: dict[str, str],
+    *,
+    workers: int = 1,
+    access_log: bool = False,
+) -> str:
     """The memo service under uvicorn as a real process; its base URL once /health answers."""
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1"]
-    argv += ["--port", str(port), "--workers", str(workers), "--no-access-log"]
+    argv += ["--port", str(port), "--workers", str(workers)]
+    argv += [] if access_log else ["--no-access-log"]
     processes.start(name, argv, cwd=ROOT, env={**os.environ, **env})
     url = f"http://127.0.0.1:{port}"
 

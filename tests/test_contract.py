@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 
 from otel.contract import DURATION_BUCKETS, UNMATCHED_ENDPOINT
@@ -119,11 +120,20 @@ def test_scrapes_are_not_counted(client: TestClient) -> None:
     assert "/metrics" not in client.get("/metrics").text
 
 
-def test_openmetrics_when_the_scraper_asks(client: TestClient) -> None:
+PROMETHEUS_ACCEPT = (  # what Prometheus 2.42 sends
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+@pytest.mark.parametrize("accept", ["application/openmetrics-text", PROMETHEUS_ACCEPT])
+def test_openmetrics_when_the_scraper_asks(client: TestClient, accept: str) -> None:
     client.get("/memos/")
-    response = client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+    response = client.get("/metrics", headers={"Accept": accept})
     assert response.headers["content-type"].startswith("application/openmetrics-text")
     assert response.text.rstrip().endswith("# EOF")
+    assert response.text.count("# EOF") == 1
+    assert "# TYPE fastapi_requests counter" in response.text
     assert "fastapi_requests_total{" in response.text
     plain = client.get("/metrics")
     assert plain.headers["content-type"].startswith("text/plain; version=0.0.4")
