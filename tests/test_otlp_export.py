@@ -9,6 +9,7 @@ import httpx
 import pytest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
+from otel.naming import metric_name
 from tests.otlp_receiver import Received, attributes, grpc_receiver, http_receiver
 from tests.servers import Processes, start_service
 
@@ -107,6 +108,38 @@ def test_request_metrics_arrive_under_the_contract_names(exported: tuple[str, Re
     ):
         assert runtime in metrics, runtime
     assert metrics["python_gc_collections"].sum.is_monotonic
+
+
+CONTRACT_PROMETHEUS_NAMES = {
+    "fastapi_requests_total",
+    "fastapi_request_duration_seconds",
+    "memo_total",
+    "fastapi_active_connections",
+    "python_gc_objects_collected_total",
+    "python_gc_objects_uncollectable_total",
+    "python_gc_collections_total",
+    "python_info",
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_start_time_seconds",
+    "process_open_fds",
+    "process_max_fds",
+}
+
+
+def test_the_collectors_translation_gives_the_contract_names(
+    exported: tuple[str, Received],
+) -> None:
+    """What arrives, named as the collector's Prometheus exporter names it (otel/naming.py)."""
+    url, received = exported
+    send_requests(url)
+    received.wait_for(lambda r: _app_counts(r) == EXPECTED_COUNTS)
+    names = {
+        metric_name(m.name, m.unit, monotonic_sum=m.HasField("sum") and m.sum.is_monotonic)
+        for m in {name: m for (_, name), m in received.latest_metrics().items()}.values()
+    }
+    assert names == CONTRACT_PROMETHEUS_NAMES
 
 
 def test_resource_names_the_service_and_its_instance(exported: tuple[str, Received]) -> None:
