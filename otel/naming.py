@@ -13,6 +13,7 @@ from functools import lru_cache
 
 _INVALID_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_:]")
 _INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
+_TOKEN_SEPARATORS = re.compile(r"[^a-zA-Z0-9:]+")
 
 # UCUM units to the words Prometheus uses; units in braces ({requests}) are annotations, dropped.
 UNIT_SUFFIXES: Mapping[str, str] = {
@@ -29,21 +30,24 @@ UNIT_SUFFIXES: Mapping[str, str] = {
     "KBy": "kilobytes",
     "MBy": "megabytes",
     "%": "percent",
-    "1": "ratio",
 }
 
 
 @lru_cache(maxsize=1024)
-def metric_name(name: str, unit: str, *, monotonic_sum: bool) -> str:
-    base = _INVALID_NAME_CHARS.sub("_", name)
-    if base[:1].isdigit():
-        base = "_" + base
-    suffix = unit_suffix(unit)
+def metric_name(name: str, unit: str, *, monotonic_sum: bool, gauge: bool = False) -> str:
+    """The collector's rules: split into tokens, add the unit's word unless it is already a
+    token, `_ratio` for gauges of unit 1, and for counters drop every `total` token and end
+    with one."""
+    tokens = [t for t in _TOKEN_SEPARATORS.split(name) if t]
+    suffix = unit_suffix(unit) if unit != "1" else ("ratio" if gauge else "")
     if monotonic_sum:
-        base = base.removesuffix("_total")
-    if suffix and not base.endswith("_" + suffix):
-        base = f"{base}_{suffix}"
-    return f"{base}_total" if monotonic_sum else base
+        tokens = [t for t in tokens if t != "total"]
+    if suffix and suffix not in tokens:
+        tokens.append(suffix)
+    if monotonic_sum:
+        tokens.append("total")
+    joined = "_".join(tokens)
+    return "_" + joined if joined[:1].isdigit() else joined
 
 
 def unit_suffix(unit: str) -> str:

@@ -62,7 +62,8 @@ def _timeseries(metric: Metric, target: Labels) -> Iterator[TimeSeries]:
             yield from _histogram(name, labels, histogram_point)
     elif isinstance(data, Sum | Gauge):
         monotonic = isinstance(data, Sum) and data.is_monotonic
-        name = metric_name(metric.name, metric.unit, monotonic_sum=monotonic)
+        gauge = isinstance(data, Gauge)
+        name = metric_name(metric.name, metric.unit, monotonic_sum=monotonic, gauge=gauge)
         for point in data.data_points:
             labels = _labels(point.attributes, target)
             yield _series(name, labels, point.value, point.time_unix_nano)

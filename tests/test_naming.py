@@ -17,8 +17,11 @@ from otel.naming import job_and_instance, label_name, metric_name
         ("memo_total", "", False, "memo_total"),
         ("http.server.duration", "ms", False, "http_server_duration_milliseconds"),
         ("process_cpu_seconds", "", True, "process_cpu_seconds_total"),
-        ("bytes.sent", "By", True, "bytes_sent_bytes_total"),
-        ("cpu.utilization", "1", False, "cpu_utilization_ratio"),
+        ("bytes.sent", "By", True, "bytes_sent_total"),  # "bytes" is already a token
+        ("network.io", "By", True, "network_io_bytes_total"),
+        ("requests.total.served", "", True, "requests_served_total"),
+        ("process_cpu_seconds", "s", True, "process_cpu_seconds_total"),
+        ("objects", "1", True, "objects_total"),
         ("throughput", "By/s", False, "throughput_bytes_per_second"),
         ("queue.items", "{items}", False, "queue_items"),
         ("2xx.count", "", True, "_2xx_count_total"),
@@ -26,6 +29,13 @@ from otel.naming import job_and_instance, label_name, metric_name
 )
 def test_metric_names(name: str, unit: str, monotonic: bool, expected: str) -> None:
     assert metric_name(name, unit, monotonic_sum=monotonic) == expected
+
+
+def test_unit_one_is_a_ratio_for_gauges_only() -> None:
+    assert metric_name("cpu.utilization", "1", monotonic_sum=False, gauge=True) == (
+        "cpu_utilization_ratio"
+    )
+    assert metric_name("cpu.utilization", "1", monotonic_sum=False) == "cpu_utilization"
 
 
 def test_label_names_are_sanitised() -> None:

@@ -136,7 +136,12 @@ def test_the_collectors_translation_gives_the_contract_names(
     send_requests(url)
     received.wait_for(lambda r: _app_counts(r) == EXPECTED_COUNTS)
     names = {
-        metric_name(m.name, m.unit, monotonic_sum=m.HasField("sum") and m.sum.is_monotonic)
+        metric_name(
+            m.name,
+            m.unit,
+            monotonic_sum=m.HasField("sum") and m.sum.is_monotonic,
+            gauge=m.HasField("gauge"),
+        )
         for m in {name: m for (_, name), m in received.latest_metrics().items()}.values()
     }
     assert names == CONTRACT_PROMETHEUS_NAMES
