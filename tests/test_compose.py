@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -98,13 +98,22 @@ def require_tool(name: str) -> str:
 
 
 def run_compose(
-    file: Path, env_file: Path, secrets: dict[str, str], *args: str
+    files: Path | Sequence[Path], env_file: Path, secrets: dict[str, str], *args: str
 ) -> subprocess.CompletedProcess[str]:
+    """`docker-compose -f FILE... ARGS` in the repository; with no file, COMPOSE_FILE decides."""
     # Neither the caller's environment nor a developer's .env may supply or hide a secret.
     env = {k: v for k, v in os.environ.items() if k not in SECRETS and not k.startswith("COMPOSE_")}
-    command = [require_tool("docker-compose"), "--env-file", str(env_file), "-f", str(file), *args]
+    command = [require_tool("docker-compose"), "--env-file", str(env_file)]
+    for path in [files] if isinstance(files, Path) else files:
+        command += ["-f", str(path)]
     return subprocess.run(
-        command, env=env | secrets, capture_output=True, text=True, timeout=60, check=False
+        [*command, *args],
+        cwd=ROOT,
+        env=env | secrets,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 

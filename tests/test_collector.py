@@ -1,0 +1,483 @@
+"""The collector and remote-write export paths: collector config, compose overrides, Prometheus.
+
+No collector binary can run here, so `collector/otel-collector.yaml` is checked against the
+components and options of the pinned contrib version and against what compose and Prometheus
+expect of it. The Prometheus variants go through promtool, each compose combination through
+docker-compose (resolved, so the assertions see what compose would run).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+
+from otel.contract import CONTRACT
+from otel.naming import metric_name
+from tests.test_compose import (
+    DEV,
+    DUMMY_SECRETS,
+    PROD,
+    ROOT,
+    ROOT_USERS,
+    mounts,
+    ports,
+    require_tool,
+    run_compose,
+)
+
+COLLECTOR_CONFIG = ROOT / "collector" / "otel-collector.yaml"
+COLLECTOR_IMAGE = "otel/opentelemetry-collector-contrib:0.147.0"
+COLLECTOR_SERVICE = "otel-collector"
+COLLECTOR_CONFIG_MOUNT = "/etc/otelcol-contrib/config.yaml"
+PROMETHEUS_DIR = ROOT / "prometheus"
+DIRECT_PROMETHEUS = PROMETHEUS_DIR / "prometheus.yml"
+# The Prometheus job of the app on the direct path; with honor_labels it is also the `job` the
+# collector writes (from service.name), so rules and dashboards see one job on every path.
+APP_JOB = "fastapi"
+
+# Components of otelcol-contrib 0.147.0 that the config may name, with the options each accepts
+# (from the components' READMEs; the prometheus exporter's from its README and config.go). An
+# unknown key stops the collector at start, so each key used must be one of these.
+OPTIONS: dict[str, dict[str, set[str]]] = {
+    "extensions": {"health_check": {"endpoint", "path", "response_body", "tls"}},
+    "receivers": {"otlp": {"protocols"}},
+    "processors": {
+        "memory_limiter": {
+            "check_interval",
+            "limit_mib",
+            "spike_limit_mib",
+            "limit_percentage",
+            "spike_limit_percentage",
+        },
+        "batch": {"timeout", "send_batch_size", "send_batch_max_size", "metadata_keys"},
+    },
+    "exporters": {
+        "prometheus": {
+            "endpoint",
+            "tls",
+            "namespace",
+            "const_labels",
+            "send_timestamps",
+            "metric_expiration",
+            "resource_to_telemetry_conversion",
+            "enable_open_metrics",
+            "without_scope_info",
+            "add_metric_suffixes",
+            "translation_strategy",
+        },
+        "debug": {"verbosity", "sampling_initial", "sampling_thereafter"},
+        "otlp": {"endpoint", "tls", "headers", "compression", "timeout"},
+    },
+}
+OTLP_PROTOCOL_OPTIONS = {"endpoint", "max_recv_msg_size_mib", "cors", "tls"}
+# OTEL_EXPORTER_OTLP_PROTOCOL -> the receiver protocol that accepts it.
+RECEIVER_PROTOCOLS = {"http/protobuf": "http", "grpc": "grpc"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """An export path as a compose override on top of a base file."""
+
+    base: Path
+    override: Path
+    prometheus_config: Path
+    secrets: dict[str, str]
+
+    @property
+    def collector(self) -> bool:
+        return "collector" in self.override.name
+
+
+VARIANTS = {
+    "dev-collector": Variant(
+        DEV, ROOT / "docker-compose.collector.yml", PROMETHEUS_DIR / "prometheus.collector.yml", {}
+    ),
+    "prod-collector": Variant(
+        PROD,
+        ROOT / "docker-compose.prod.collector.yml",
+        PROMETHEUS_DIR / "prometheus.collector.yml",
+        DUMMY_SECRETS,
+    ),
+    "dev-remote-write": Variant(
+        DEV,
+        ROOT / "docker-compose.remote-write.yml",
+        PROMETHEUS_DIR / "prometheus.remote-write.yml",
+        {},
+    ),
+    "prod-remote-write": Variant(
+        PROD,
+        ROOT / "docker-compose.prod.remote-write.yml",
+        PROMETHEUS_DIR / "prometheus.remote-write.yml",
+        DUMMY_SECRETS,
+    ),
+}
+COLLECTOR_VARIANTS = [name for name, variant in VARIANTS.items() if variant.collector]
+REMOTE_WRITE_VARIANTS = [name for name, variant in VARIANTS.items() if not variant.collector]
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def collector_config() -> dict[str, Any]:
+    config: dict[str, Any] = load(COLLECTOR_CONFIG)
+    return config
+
+
+def port_of(endpoint: str) -> int:
+    return int(endpoint.rsplit(":", 1)[1])
+
+
+def seconds(duration: str) -> float:
+    """A Go/Prometheus duration such as `1m` or `90s` (one unit only)."""
+    match = re.fullmatch(r"(\d+)(ms|s|m|h)", duration)
+    assert match, f"unsupported duration {duration!r}"
+    return int(match[1]) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match[2]]
+
+
+def scrape_jobs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {job["job_name"]: job for job in config["scrape_configs"]}
+
+
+def targets(job: dict[str, Any]) -> list[str]:
+    return [target for static in job.get("static_configs", []) for target in static["targets"]]
+
+
+def exporter_port() -> int:
+    return port_of(collector_config()["exporters"]["prometheus"]["endpoint"])
+
+
+# --- the collector config ---
+
+
+def test_every_component_in_a_pipeline_is_defined_and_every_defined_one_is_used() -> None:
+    config = collector_config()
+    pipelines = config["service"]["pipelines"]
+    for kind in ("receivers", "processors", "exporters"):
+        used = {name for pipeline in pipelines.values() for name in pipeline.get(kind, [])}
+        assert used == set(config.get(kind) or {}), kind
+    assert set(config["service"]["extensions"]) == set(config.get("extensions") or {})
+
+
+def test_pipelines() -> None:
+    pipelines = collector_config()["service"]["pipelines"]
+    assert set(pipelines) == {"metrics", "traces"}
+    for name, pipeline in pipelines.items():
+        assert pipeline["receivers"] == ["otlp"], name
+        assert pipeline["processors"][0] == "memory_limiter", name
+        assert pipeline["processors"][-1] == "batch", name
+    assert pipelines["metrics"]["exporters"] == ["prometheus"]
+    # No Tempo in compose yet: an otlp exporter would point at a missing service.
+    assert pipelines["traces"]["exporters"] == ["debug"]
+
+
+def test_components_and_options_exist_in_the_pinned_version() -> None:
+    config = collector_config()
+    for kind, known in OPTIONS.items():
+        for component_id, options in (config.get(kind) or {}).items():
+            component = component_id.split("/", 1)[0]
+            assert component in known, f"{kind}: {component_id}"
+            assert set(options or {}) <= known[component], f"{kind}: {component_id}"
+    for protocol, options in config["receivers"]["otlp"]["protocols"].items():
+        assert protocol in RECEIVER_PROTOCOLS.values()
+        assert set(options or {}) <= OTLP_PROTOCOL_OPTIONS, protocol
+
+
+def test_listeners_bind_every_interface_on_the_documented_ports() -> None:
+    # The collector's own default is localhost, which other containers cannot reach.
+    config = collector_config()
+    protocols = config["receivers"]["otlp"]["protocols"]
+    assert protocols["grpc"]["endpoint"] == "0.0.0.0:4317"
+    assert protocols["http"]["endpoint"] == "0.0.0.0:4318"
+    assert config["exporters"]["prometheus"]["endpoint"] == "0.0.0.0:8889"
+    assert config["extensions"]["health_check"]["endpoint"] == "0.0.0.0:13133"
+
+
+def test_memory_limiter_has_a_limit() -> None:
+    limiter = collector_config()["processors"]["memory_limiter"]
+    assert seconds(limiter["check_interval"]) > 0
+    assert 0 < limiter["spike_limit_mib"] < limiter["limit_mib"]
+
+
+def test_prometheus_exporter_options_give_the_contract_names_and_labels() -> None:
+    exporter = collector_config()["exporters"]["prometheus"]
+    # Suffixes as the in-process exporter writes them; set explicitly, since the deprecated
+    # add_metric_suffixes is ignored from 0.154 on.
+    assert exporter["translation_strategy"] == "UnderscoreEscapingWithSuffixes"
+    assert "add_metric_suffixes" not in exporter
+    # No otel_scope_* labels, no resource attributes as labels, no prefix, no extra labels.
+    assert exporter["without_scope_info"] is True
+    assert exporter["resource_to_telemetry_conversion"] == {"enabled": False}
+    assert not exporter.get("namespace")
+    assert not exporter.get("const_labels")
+    assert not exporter.get("send_timestamps")
+    # Exemplars are only exposed in OpenMetrics.
+    assert exporter["enable_open_metrics"] is True
+    assert seconds(exporter["metric_expiration"]) > 0
+
+
+def test_underscore_escaping_with_suffixes_gives_the_contract_names() -> None:
+    """What the SDK sends, named as the collector's translator does (otel/naming.py mirrors it)."""
+    for spec in CONTRACT:
+        name = metric_name(spec.stream, spec.unit, monotonic_sum=spec.kind == "counter")
+        assert name == spec.prometheus_name
+    # The runtime series are SDK instruments named like prometheus_client's families, no unit.
+    registry = CollectorRegistry(auto_describe=False)
+    collectors = (GCCollector, PlatformCollector, ProcessCollector)
+    families = [family for c in collectors for family in c(registry=registry).collect()]
+    assert {f.name for f in families} >= {"python_gc_objects_collected", "process_cpu_seconds"}
+    for family in families:
+        samples = {sample.name for sample in family.samples}
+        assert samples == {metric_name(family.name, "", monotonic_sum=family.type == "counter")}
+
+
+# --- the Prometheus configs of the push paths ---
+
+
+def test_collector_prometheus_config_differs_from_the_direct_one_only_in_the_app_job() -> None:
+    direct = load(DIRECT_PROMETHEUS)
+    via_collector = load(VARIANTS["dev-collector"].prometheus_config)
+    assert {k: v for k, v in direct.items() if k != "scrape_configs"} == {
+        k: v for k, v in via_collector.items() if k != "scrape_configs"
+    }
+    direct_jobs, collector_jobs = scrape_jobs(direct), scrape_jobs(via_collector)
+    assert list(collector_jobs) == list(direct_jobs)
+    for name, job in direct_jobs.items():
+        if name != APP_JOB:
+            assert collector_jobs[name] == job, name
+    job = collector_jobs[APP_JOB]
+    assert targets(job) == [f"{COLLECTOR_SERVICE}:{exporter_port()}"]
+    assert job["honor_labels"] is True
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    assert job["scrape_interval"] == direct_jobs[APP_JOB]["scrape_interval"]
+    # The direct path has no target_info; the collector writes one per worker.
+    assert job["metric_relabel_configs"] == [
+        {"source_labels": ["__name__"], "regex": "target_info", "action": "drop"}
+    ]
+
+
+def test_remote_write_prometheus_config_is_the_direct_one_without_the_app_job() -> None:
+    direct = load(DIRECT_PROMETHEUS)
+    remote_write = load(VARIANTS["dev-remote-write"].prometheus_config)
+    assert {k: v for k, v in direct.items() if k != "scrape_configs"} == {
+        k: v for k, v in remote_write.items() if k != "scrape_configs"
+    }
+    expected = [job for job in direct["scrape_configs"] if job["job_name"] != APP_JOB]
+    assert remote_write["scrape_configs"] == expected
+
+
+@pytest.mark.parametrize("name", ["prometheus.collector.yml", "prometheus.remote-write.yml"])
+def test_promtool_check_config(name: str) -> None:
+    promtool = require_tool("promtool")
+    result = subprocess.run(
+        [promtool, "check", "config", f"prometheus/{name}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- compose: each override on its base ---
+
+
+@pytest.fixture(scope="module")
+def empty_env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("compose") / "empty.env"
+    path.write_text("")
+    return path
+
+
+@pytest.fixture(scope="module")
+def resolved(empty_env_file: Path) -> dict[tuple[Path, ...], dict[str, Any]]:
+    """`docker-compose config` of each combination of files, resolved once per module."""
+    cache: dict[tuple[Path, ...], dict[str, Any]] = {}
+    for variant in VARIANTS.values():
+        for files in [(variant.base,), (variant.base, variant.override)]:
+            if files not in cache:
+                result = run_compose(files, empty_env_file, variant.secrets, "config")
+                assert result.returncode == 0, result.stderr
+                cache[files] = yaml.safe_load(result.stdout)
+    return cache
+
+
+def stacks(
+    resolved: dict[tuple[Path, ...], dict[str, Any]], name: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(services of the base file, services of the base file with the override)."""
+    variant = VARIANTS[name]
+    base = resolved[(variant.base,)]["services"]
+    return base, resolved[(variant.base, variant.override)]["services"]
+
+
+def unordered_volumes(service: dict[str, Any]) -> dict[str, Any]:
+    """The service, volumes sorted: merging files reorders them, which changes nothing."""
+    return service | {"volumes": sorted(map(str, service.get("volumes", [])))}
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_combined_files_are_valid(empty_env_file: Path, name: str) -> None:
+    variant = VARIANTS[name]
+    files = (variant.base, variant.override)
+    result = run_compose(files, empty_env_file, variant.secrets, "config", "-q")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_override_changes_only_the_export_path(
+    resolved: dict[tuple[Path, ...], dict[str, Any]], name: str
+) -> None:
+    base, combined = stacks(resolved, name)
+    added = {COLLECTOR_SERVICE} if VARIANTS[name].collector else set()
+    assert set(combined) == set(base) | added
+    for service in set(base) - {"fastapi", "prometheus"}:
+        assert unordered_volumes(combined[service]) == unordered_volumes(base[service]), service
+    app = {k: v for k, v in combined["fastapi"].items() if k != "environment"}
+    assert app == {k: v for k, v in base["fastapi"].items() if k != "environment"}
+    # The app keeps its settings and gains only OTEL_* ones.
+    environment = combined["fastapi"]["environment"]
+    base_environment = base["fastapi"]["environment"]
+    assert {k: v for k, v in environment.items() if k in base_environment} == base_environment
+    assert all(key.startswith("OTEL_") for key in set(environment) - set(base_environment))
+    prometheus = {k: v for k, v in combined["prometheus"].items() if k != "command"}
+    assert prometheus == {k: v for k, v in base["prometheus"].items() if k != "command"}
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_prometheus_runs_the_variant_config(
+    resolved: dict[tuple[Path, ...], dict[str, Any]], name: str
+) -> None:
+    variant = VARIANTS[name]
+    base, combined = stacks(resolved, name)
+    config_flag = "--config.file=/etc/prometheus/prometheus.yml"
+    expected = [
+        f"--config.file=/etc/prometheus/{variant.prometheus_config.name}"
+        if flag == config_flag
+        else flag
+        for flag in base["prometheus"]["command"]
+    ]
+    assert config_flag in base["prometheus"]["command"]
+    if not variant.collector:
+        expected.append("--web.enable-remote-write-receiver")
+    assert combined["prometheus"]["command"] == expected
+    # The variant sits in the mounted directory, next to the rule files it names.
+    assert mounts(combined["prometheus"])["/etc/prometheus"] == (str(PROMETHEUS_DIR), True)
+    assert variant.prometheus_config.parent == PROMETHEUS_DIR
+    for job in load(variant.prometheus_config)["scrape_configs"]:
+        for target in targets(job):
+            assert target.split(":")[0] in combined, f"{job['job_name']}: {target}"
+
+
+@pytest.mark.parametrize("name", COLLECTOR_VARIANTS)
+def test_app_pushes_otlp_to_the_collector_receiver(
+    resolved: dict[tuple[Path, ...], dict[str, Any]], name: str
+) -> None:
+    _, combined = stacks(resolved, name)
+    environment = combined["fastapi"]["environment"]
+    assert environment["OTEL_METRICS_EXPORTER"] == "otlp"
+    protocol = environment.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    receiver = collector_config()["receivers"]["otlp"]["protocols"][RECEIVER_PROTOCOLS[protocol]]
+    endpoint = urlsplit(environment["OTEL_EXPORTER_OTLP_ENDPOINT"])
+    assert (endpoint.scheme, endpoint.hostname) == ("http", COLLECTOR_SERVICE)
+    assert endpoint.port == port_of(receiver["endpoint"])
+    assert endpoint.path in ("", "/")  # the SDK appends /v1/metrics itself
+    # With honor_labels, `job` is service.name: it must be the direct path's job.
+    assert environment["OTEL_SERVICE_NAME"] == APP_JOB
+    assert APP_JOB in scrape_jobs(load(VARIANTS[name].prometheus_config))
+
+
+@pytest.mark.parametrize("name", COLLECTOR_VARIANTS)
+def test_collector_service(resolved: dict[tuple[Path, ...], dict[str, Any]], name: str) -> None:
+    _, combined = stacks(resolved, name)
+    collector = combined[COLLECTOR_SERVICE]
+    assert collector["image"] == COLLECTOR_IMAGE
+    # The config names the version its options were checked against: moving the pin means
+    # checking them again (OPTIONS above).
+    assert f"Written for {COLLECTOR_IMAGE};" in COLLECTOR_CONFIG.read_text()
+    assert collector["command"] == [f"--config={COLLECTOR_CONFIG_MOUNT}"]
+    assert mounts(collector) == {COLLECTOR_CONFIG_MOUNT: (str(COLLECTOR_CONFIG), True)}
+    # Reached by the app and Prometheus on the compose network only.
+    assert ports(collector) == set()
+    assert "expose" not in collector
+    assert "network_mode" not in collector
+    # Distroless image: no shell or client to run a healthcheck, so nothing may wait for one.
+    assert "healthcheck" not in collector
+    for service, config in combined.items():
+        assert COLLECTOR_SERVICE not in config.get("depends_on", {}), service
+
+
+@pytest.mark.parametrize("name", COLLECTOR_VARIANTS)
+def test_collector_keeps_series_for_several_pushes(
+    resolved: dict[tuple[Path, ...], dict[str, Any]], name: str
+) -> None:
+    _, combined = stacks(resolved, name)
+    interval_ms = int(combined["fastapi"]["environment"]["OTEL_METRIC_EXPORT_INTERVAL"])
+    expiration = seconds(collector_config()["exporters"]["prometheus"]["metric_expiration"])
+    assert expiration >= 3 * interval_ms / 1000
+
+
+def test_prod_collector_is_hardened_like_every_production_service(
+    resolved: dict[tuple[Path, ...], dict[str, Any]],
+) -> None:
+    base, combined = stacks(resolved, "prod-collector")
+    collector = combined[COLLECTOR_SERVICE]
+    for key in ("restart", "security_opt", "logging"):
+        assert collector[key] == base["nginx"][key], key
+    assert str(collector["user"]).split(":")[0] not in ROOT_USERS
+    assert collector["read_only"] is True
+
+
+@pytest.mark.parametrize("name", REMOTE_WRITE_VARIANTS)
+def test_app_writes_to_the_prometheus_remote_write_receiver(
+    resolved: dict[tuple[Path, ...], dict[str, Any]], name: str
+) -> None:
+    _, combined = stacks(resolved, name)
+    environment = combined["fastapi"]["environment"]
+    assert environment["OTEL_METRICS_EXPORTER"] == "prometheus_remote_write"
+    endpoint = urlsplit(environment["OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_ENDPOINT"])
+    container_ports = {target for _, _, target in ports(combined["prometheus"])}
+    assert (endpoint.scheme, endpoint.hostname, endpoint.path) == (
+        "http",
+        "prometheus",
+        "/api/v1/write",
+    )
+    assert endpoint.port in container_ports
+    assert environment["OTEL_SERVICE_NAME"] == APP_JOB
+
+
+# --- the documented switch: one COMPOSE_FILE line in .env ---
+
+
+def switch_lines() -> list[str]:
+    text = (ROOT / ".env.example").read_text()
+    return re.findall(r"^# (COMPOSE_FILE=\S+)$", text, flags=re.MULTILINE)
+
+
+def test_env_example_documents_a_switch_for_every_stack_and_path() -> None:
+    expected = {
+        "COMPOSE_FILE=docker-compose.prod.yml",
+        *(f"COMPOSE_FILE={v.base.name}:{v.override.name}" for v in VARIANTS.values()),
+    }
+    assert set(switch_lines()) == expected
+
+
+@pytest.mark.parametrize("line", switch_lines())
+def test_the_switch_line_runs_the_same_stack_as_the_files(
+    resolved: dict[tuple[Path, ...], dict[str, Any]], tmp_path: Path, line: str
+) -> None:
+    files = tuple(ROOT / name for name in line.split("=", 1)[1].split(":"))
+    env_file = tmp_path / ".env"
+    env_file.write_text(line + "\n")
+    switched = run_compose((), env_file, DUMMY_SECRETS if PROD in files else {}, "config")
+    assert switched.returncode == 0, switched.stderr
+    assert yaml.safe_load(switched.stdout) == resolved[files]
