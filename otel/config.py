@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# Values of OTEL_METRICS_EXPORTER this package understands.
+# Values of OTEL_METRICS_EXPORTER and OTEL_TRACES_EXPORTER this package understands.
 METRICS_EXPORTERS = ("prometheus", "otlp", "prometheus_remote_write", "console", "none")
+TRACES_EXPORTERS = ("otlp", "console", "none")
+OTLP_PROTOCOLS = ("grpc", "http/protobuf")
 
 DEFAULT_SERVICE_NAME = "fastapi"
 DEFAULT_METRICS_PATH = "/metrics"
@@ -44,7 +46,12 @@ class TelemetryConfig:
             export_interval_ms=_parse_int(
                 env, "OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_EXPORT_INTERVAL_MS
             ),
-            traces_exporters=_traces_exporters(env.get("OTEL_TRACES_EXPORTER", "none")),
+            traces_exporters=parse_exporters(
+                env.get("OTEL_TRACES_EXPORTER", "none"),
+                variable="OTEL_TRACES_EXPORTER",
+                valid=TRACES_EXPORTERS,
+                default=(),
+            ),
             env=dict(env),
         )
 
@@ -57,24 +64,39 @@ class TelemetryConfig:
         return not self.disabled and bool(self.traces_exporters or self.span_processors)
 
 
-def parse_exporters(value: str) -> tuple[str, ...]:
-    """Parse OTEL_METRICS_EXPORTER as the spec says: a comma list where `none` means none."""
+def parse_exporters(
+    value: str,
+    *,
+    variable: str = "OTEL_METRICS_EXPORTER",
+    valid: tuple[str, ...] = METRICS_EXPORTERS,
+    default: tuple[str, ...] = ("prometheus",),
+) -> tuple[str, ...]:
+    """Parse an exporter variable as the spec says: a comma list where `none` means none."""
     names = tuple(dict.fromkeys(n.strip().lower() for n in value.split(",") if n.strip()))
-    unknown = [n for n in names if n not in METRICS_EXPORTERS]
+    unknown = [n for n in names if n not in valid]
     if unknown:
         raise TelemetryConfigError(
-            f"OTEL_METRICS_EXPORTER has unknown value(s) {', '.join(unknown)}; "
-            f"valid values are {', '.join(METRICS_EXPORTERS)}"
+            f"{variable} has unknown value(s) {', '.join(unknown)}; "
+            f"valid values are {', '.join(valid)}"
         )
     if "none" in names:
         return ()
-    return names or ("prometheus",)
+    return names or default
 
 
-def _traces_exporters(value: str) -> tuple[str, ...]:
-    from otel.tracing import parse_traces_exporters
-
-    return parse_traces_exporters(value)
+def otlp_protocol(env: Mapping[str, str], signal: str) -> str:
+    """The signal's own protocol variable, else the shared one, else http/protobuf."""
+    protocol = (
+        env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip()
+    if protocol not in OTLP_PROTOCOLS:
+        raise TelemetryConfigError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL {protocol!r} is not supported; "
+            f"valid values are {', '.join(OTLP_PROTOCOLS)}"
+        )
+    return protocol
 
 
 def _parse_bool(env: Mapping[str, str], name: str) -> bool:

@@ -24,10 +24,9 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 
 from otel.aggregator import RequestAggregator
-from otel.config import TelemetryConfig, TelemetryConfigError
+from otel.config import TelemetryConfig, otlp_protocol
 from otel.producer import RequestMetricsProducer
 
-OTLP_PROTOCOLS = ("grpc", "http/protobuf")
 # Its own scope: OTLP encoders merge scope metrics by scope, the last one winning.
 SCOPE = InstrumentationScope("otel.fastapi.requests")
 
@@ -103,24 +102,14 @@ def _push_exporter(name: str, env: Mapping[str, str]) -> MetricExporter:
 
 def otlp_exporter(env: Mapping[str, str] | None = None) -> MetricExporter:
     """The SDK's OTLP exporter; it reads the other OTEL_EXPORTER_OTLP_* variables itself."""
-    env = os.environ if env is None else env
-    protocol = env.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") or env.get(
-        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
-    )
-    protocol = protocol.strip()
-    if protocol == "grpc":
+    if otlp_protocol(os.environ if env is None else env, "METRICS") == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
             OTLPMetricExporter as GrpcExporter,
         )
 
         return GrpcExporter()
-    if protocol == "http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-            OTLPMetricExporter as HttpExporter,
-        )
-
-        return HttpExporter()
-    raise TelemetryConfigError(
-        f"OTEL_EXPORTER_OTLP_PROTOCOL {protocol!r} is not supported; "
-        f"valid values are {', '.join(OTLP_PROTOCOLS)}"
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HttpExporter,
     )
+
+    return HttpExporter()

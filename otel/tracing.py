@@ -15,21 +15,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import Tracer
 
-from otel.config import TelemetryConfigError
-
-TRACES_EXPORTERS = ("otlp", "console", "none")
-OTLP_PROTOCOLS = ("grpc", "http/protobuf")
-
-
-def parse_traces_exporters(value: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(n.strip().lower() for n in value.split(",") if n.strip()))
-    unknown = [n for n in names if n not in TRACES_EXPORTERS]
-    if unknown:
-        raise TelemetryConfigError(
-            f"OTEL_TRACES_EXPORTER has unknown value(s) {', '.join(unknown)}; "
-            f"valid values are {', '.join(TRACES_EXPORTERS)}"
-        )
-    return tuple(n for n in names if n != "none") if "none" not in names else ()
+from otel.config import otlp_protocol
 
 
 def build_tracer_provider(
@@ -52,23 +38,15 @@ def build_tracer_provider(
 def _span_exporter(name: str, env: Mapping[str, str]) -> SpanExporter:
     if name == "console":
         return ConsoleSpanExporter()
-    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get(
-        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
-    )
-    if protocol.strip() == "grpc":
+    if otlp_protocol(env, "TRACES") == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
             OTLPSpanExporter as GrpcSpanExporter,
         )
 
         return GrpcSpanExporter()
-    if protocol.strip() == "http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        return OTLPSpanExporter()
-    raise TelemetryConfigError(
-        f"OTEL_EXPORTER_OTLP_PROTOCOL {protocol!r} is not supported; "
-        f"valid values are {', '.join(OTLP_PROTOCOLS)}"
-    )
+    return OTLPSpanExporter()
 
 
 def instrument_sqlalchemy(engine: Any, tracer: Tracer) -> None:

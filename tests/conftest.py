@@ -16,6 +16,7 @@ from otel import TelemetryConfig
 from service.app import create_app
 from service.config import Settings
 from tests.helpers import Scrape, scrape
+from tests.servers import Processes
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -33,6 +34,16 @@ def require_server(host: str, port: int, what: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(message + " (CI must start it: see .ci/run)")
         pytest.skip(message)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """Real server processes for one test, stopped at its end whatever happens."""
+    started = Processes(tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop_all()
 
 
 @pytest.fixture

@@ -9,6 +9,20 @@ from prometheus_client.parser import text_string_to_metric_families
 
 Labels = frozenset[tuple[str, str]]
 
+# The runtime series of the contract, named as prometheus_client names them.
+RUNTIME_SERIES = (
+    "python_gc_objects_collected_total",
+    "python_gc_objects_uncollectable_total",
+    "python_gc_collections_total",
+    "python_info",
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_start_time_seconds",
+    "process_open_fds",
+    "process_max_fds",
+)
+
 
 class Scrape:
     """One parsed scrape: samples by name and label set."""

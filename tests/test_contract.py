@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from otel.contract import DURATION_BUCKETS, UNMATCHED_ENDPOINT
+from tests.helpers import RUNTIME_SERIES
 
 BUCKET_LABELS = [
     "0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75",
@@ -98,18 +99,7 @@ def test_no_extra_labels_or_info_series(client: TestClient) -> None:
 
 def test_runtime_series_are_served(client: TestClient) -> None:
     text = client.get("/metrics").text
-    for name in (
-        "python_gc_objects_collected_total",
-        "python_gc_objects_uncollectable_total",
-        "python_gc_collections_total",
-        "python_info",
-        "process_cpu_seconds_total",
-        "process_resident_memory_bytes",
-        "process_virtual_memory_bytes",
-        "process_start_time_seconds",
-        "process_open_fds",
-        "process_max_fds",
-    ):
+    for name in RUNTIME_SERIES:
         assert re.search(rf"^{name}[{{ ]", text, re.M), name
     assert 'python_gc_collections_total{generation="0"}' in text
 

@@ -10,6 +10,7 @@ import pytest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
 from otel.naming import metric_name
+from tests.helpers import RUNTIME_SERIES
 from tests.otlp_receiver import Received, attributes, grpc_receiver, http_receiver
 from tests.servers import Processes, start_service
 
@@ -115,16 +116,7 @@ CONTRACT_PROMETHEUS_NAMES = {
     "fastapi_request_duration_seconds",
     "memo_total",
     "fastapi_active_connections",
-    "python_gc_objects_collected_total",
-    "python_gc_objects_uncollectable_total",
-    "python_gc_collections_total",
-    "python_info",
-    "process_cpu_seconds_total",
-    "process_resident_memory_bytes",
-    "process_virtual_memory_bytes",
-    "process_start_time_seconds",
-    "process_open_fds",
-    "process_max_fds",
+    *RUNTIME_SERIES,
 }
 
 

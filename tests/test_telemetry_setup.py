@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from otel import TelemetryConfig, TelemetryConfigError, setup_telemetry
-from otel.config import parse_exporters
+from otel.config import otlp_protocol, parse_exporters
 from tests.conftest import make_client
 from tests.helpers import scrape
 
@@ -121,3 +121,18 @@ def test_importing_the_service_builds_nothing(tmp_path: str) -> None:
         env={"PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[1])},
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_traces_exporter_and_otlp_protocol_are_validated() -> None:
+    with pytest.raises(TelemetryConfigError, match=r"OTEL_TRACES_EXPORTER.*jaeger.*otlp, console"):
+        TelemetryConfig.from_env({"OTEL_TRACES_EXPORTER": "jaeger"})
+    assert TelemetryConfig.from_env({"OTEL_TRACES_EXPORTER": "otlp"}).tracing
+    assert not TelemetryConfig.from_env({}).tracing
+    with pytest.raises(TelemetryConfigError, match=r"http/json.*grpc, http/protobuf"):
+        otlp_protocol({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, "METRICS")
+    env = {
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+    }
+    assert otlp_protocol(env, "TRACES") == "http/protobuf"
+    assert otlp_protocol(env, "METRICS") == "grpc"

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.helpers import Scrape
 from tests.otlp_receiver import Received, attributes, http_receiver
@@ -18,15 +16,6 @@ WORKERS = 4
 REQUESTS = 200
 MEMOS = 5
 ROUTE = {"method": "GET", "endpoint": "/memos/{memo_id}", "status_code": "200"}
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    processes = Processes(tmp_path)
-    try:
-        yield processes
-    finally:
-        processes.stop_all()
 
 
 def fresh_connection(url: str) -> httpx.Client:

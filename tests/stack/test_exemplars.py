@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -33,15 +32,6 @@ def drive(url: str, count: int = 30) -> None:
         for i in range(count):
             client.get("/memos/")
             client.get(f"/memos/{i}")
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    processes = Processes(tmp_path)
-    try:
-        yield processes
-    finally:
-        processes.stop_all()
 
 
 def traced_env(tmp_path: Path, endpoint: str) -> dict[str, str]:
