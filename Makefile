@@ -27,8 +27,8 @@ migrate: install
 
 ## Lint, type checks, and the Prometheus configs checked by promtool.
 check: install
-	$(BIN)/ruff check service otel tests
-	$(BIN)/ruff format --check service otel tests
+	$(BIN)/ruff check service otel tests scripts bench
+	$(BIN)/ruff format --check service otel tests scripts bench
 	$(BIN)/mypy
 	./scripts/check_configs.sh
 
@@ -38,3 +38,24 @@ test: check
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+
+# --- Operations (README, "Operations") ---
+.PHONY: doctor backup restore
+DOCTOR_ARGS  ?=
+BACKUP_ARGS  ?= compose
+RESTORE_ARGS ?= compose
+
+## Check the running stack (ports, app, Prometheus targets, Grafana, every dashboard query) and
+## print a fix per failure. DOCTOR_ARGS="--stack local" when the services run as local processes.
+doctor: install
+	$(BIN)/python scripts/doctor.py $(DOCTOR_ARGS)
+
+## Prometheus (snapshot API) and Grafana's data -> backups/monitoring-<UTC time>.tar.gz. Production:
+## COMPOSE="docker compose -f docker-compose.prod.yml" BACKUP_ARGS="compose --stop-and-copy".
+backup:
+	$(PYTHON) scripts/backup.py $(BACKUP_ARGS)
+
+## make restore ARCHIVE=backups/monitoring-<time>.tar.gz (replaces the compose volumes' data; asks).
+restore:
+	@test -n "$(ARCHIVE)" || { echo "usage: make restore ARCHIVE=backups/<file>.tar.gz"; exit 2; }
+	$(PYTHON) scripts/restore.py $(ARCHIVE) $(RESTORE_ARGS)
