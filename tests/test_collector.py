@@ -1,9 +1,13 @@
-"""The collector and remote-write export paths: collector config, compose overrides, Prometheus.
+"""The export paths: collector config, compose overrides, Prometheus; and the trace path to Tempo.
 
-No collector binary can run here, so `collector/otel-collector.yaml` is checked against the
-components and options of the pinned contrib version and against what compose and Prometheus
-expect of it. The Prometheus variants go through promtool, each compose combination through
-docker-compose (resolved, so the assertions see what compose would run).
+No collector or Tempo binary can run here, so `collector/otel-collector.yaml` and
+`tempo/tempo.yaml` are checked against the components and options of the pinned versions and
+against what compose, Prometheus and Grafana expect of them. The Prometheus variants go through
+promtool, each compose stack and combination through docker-compose (resolved, so the assertions
+see what compose would run).
+
+Metrics take one of three paths (direct scrape, collector, remote write); traces take one path
+on all of them: app -> collector (OTLP/HTTP) -> Tempo (OTLP/gRPC).
 """
 
 from __future__ import annotations
@@ -39,6 +43,13 @@ COLLECTOR_SERVICE = "otel-collector"
 COLLECTOR_CONFIG_MOUNT = "/etc/otelcol-contrib/config.yaml"
 PROMETHEUS_DIR = ROOT / "prometheus"
 DIRECT_PROMETHEUS = PROMETHEUS_DIR / "prometheus.yml"
+TEMPO_CONFIG = ROOT / "tempo" / "tempo.yaml"
+TEMPO_IMAGE = "grafana/tempo:3.0.3"
+TEMPO_SERVICE = "tempo"
+TEMPO_CONFIG_MOUNT = "/etc/tempo/tempo.yaml"
+TEMPO_DATA = "/var/tempo"
+TEMPO_DATASOURCE = ROOT / "grafana" / "provisioning" / "datasources" / "tempo.yml"
+TRACES_EXPORTER = "otlp_grpc/tempo"
 # The Prometheus job of the app on the direct path; with honor_labels it is also the `job` the
 # collector writes (from service.name), so rules and dashboards see one job on every path.
 APP_JOB = "fastapi"
@@ -73,13 +84,34 @@ OPTIONS: dict[str, dict[str, set[str]]] = {
             "add_metric_suffixes",
             "translation_strategy",
         },
-        "debug": {"verbosity", "sampling_initial", "sampling_thereafter"},
-        "otlp": {"endpoint", "tls", "headers", "compression", "timeout"},
+        # The OTLP gRPC exporter; `otlp` is its deprecated alias since 0.144.
+        "otlp_grpc": {
+            "endpoint",
+            "tls",
+            "headers",
+            "compression",
+            "timeout",
+            "sending_queue",
+            "retry_on_failure",
+            "keepalive",
+            "balancer_name",
+            "wait_for_ready",
+        },
     },
 }
 OTLP_PROTOCOL_OPTIONS = {"endpoint", "max_recv_msg_size_mib", "cors", "tls"}
 # OTEL_EXPORTER_OTLP_PROTOCOL -> the receiver protocol that accepts it.
 RECEIVER_PROTOCOLS = {"http/protobuf": "http", "grpc": "grpc"}
+
+# Keys of grafana/tempo 3.0.3's config (cmd/tempo/app/config.go and the structs it embeds) that
+# tempo.yaml may use; Tempo reads its file with yaml.UnmarshalStrict, so any other key stops it.
+TEMPO_OPTIONS: dict[str, Any] = {
+    "server": {"http_listen_address", "http_listen_port", "grpc_listen_port", "log_level"},
+    "distributor": {"receivers", "log_received_spans", "log_discarded_spans"},
+    "storage": {"trace": {"backend", "wal", "local", "block", "search", "pool", "blocklist_poll"}},
+    "usage_report": {"reporting_enabled"},
+    "backend_worker": {"compaction"},
+}
 
 
 @dataclass(frozen=True)
@@ -121,6 +153,12 @@ VARIANTS = {
 }
 COLLECTOR_VARIANTS = [name for name, variant in VARIANTS.items() if variant.collector]
 REMOTE_WRITE_VARIANTS = [name for name, variant in VARIANTS.items() if not variant.collector]
+# Every stack compose can run: each base file alone (the direct path), and with each override.
+STACKS: dict[str, tuple[tuple[Path, ...], dict[str, str]]] = {
+    "dev": ((DEV,), {}),
+    "prod": ((PROD,), DUMMY_SECRETS),
+    **{name: ((v.base, v.override), v.secrets) for name, v in VARIANTS.items()},
+}
 
 
 def load(path: Path) -> Any:
@@ -155,6 +193,11 @@ def exporter_port() -> int:
     return port_of(collector_config()["exporters"]["prometheus"]["endpoint"])
 
 
+def tempo_config() -> dict[str, Any]:
+    config: dict[str, Any] = load(TEMPO_CONFIG)
+    return config
+
+
 # --- the collector config ---
 
 
@@ -175,8 +218,17 @@ def test_pipelines() -> None:
         assert pipeline["processors"][0] == "memory_limiter", name
         assert pipeline["processors"][-1] == "batch", name
     assert pipelines["metrics"]["exporters"] == ["prometheus"]
-    # No Tempo in compose yet: an otlp exporter would point at a missing service.
-    assert pipelines["traces"]["exporters"] == ["debug"]
+    assert pipelines["traces"]["exporters"] == [TRACES_EXPORTER]
+
+
+def test_traces_go_to_tempo_over_plain_grpc_on_its_receiver_port() -> None:
+    exporter = collector_config()["exporters"][TRACES_EXPORTER]
+    receiver = tempo_config()["distributor"]["receivers"]["otlp"]["protocols"]["grpc"]
+    host, port = exporter["endpoint"].rsplit(":", 1)
+    assert (host, int(port)) == (TEMPO_SERVICE, port_of(receiver["endpoint"]))
+    # Tempo's receiver has no TLS; the hop stays on the compose network.
+    assert exporter["tls"] == {"insecure": True}
+    assert "tls" not in receiver
 
 
 def test_components_and_options_exist_in_the_pinned_version() -> None:
@@ -237,6 +289,43 @@ def test_underscore_escaping_with_suffixes_gives_the_contract_names() -> None:
     for family in families:
         samples = {sample.name for sample in family.samples}
         assert samples == {metric_name(family.name, "", monotonic_sum=family.type == "counter")}
+
+
+# --- Tempo's config ---
+
+
+def test_tempo_config_uses_only_known_keys() -> None:
+    def check(config: dict[str, Any], known: Any, where: str) -> None:
+        assert set(config) <= set(known), where
+        if isinstance(known, dict):
+            for key, value in config.items():
+                check(value, known[key], f"{where}.{key}")
+
+    check(tempo_config(), TEMPO_OPTIONS, "tempo.yaml")
+
+
+def test_tempo_receives_otlp_grpc_only_on_every_interface() -> None:
+    receivers = tempo_config()["distributor"]["receivers"]
+    assert set(receivers) == {"otlp"}
+    # Tempo's own default is localhost, which the collector's container cannot reach.
+    assert receivers["otlp"]["protocols"] == {"grpc": {"endpoint": "0.0.0.0:4317"}}
+
+
+def test_tempo_keeps_everything_on_its_volume() -> None:
+    trace = tempo_config()["storage"]["trace"]
+    assert trace["backend"] == "local"
+    for path in (trace["wal"]["path"], trace["local"]["path"]):
+        assert Path(path).is_relative_to(TEMPO_DATA), path
+    assert tempo_config()["usage_report"] == {"reporting_enabled": False}
+
+
+def test_grafana_reads_tempo_on_its_http_port() -> None:
+    [datasource] = load(TEMPO_DATASOURCE)["datasources"]
+    url = urlsplit(datasource["url"])
+    assert (url.scheme, url.hostname) == ("http", TEMPO_SERVICE)
+    assert url.port == tempo_config()["server"]["http_listen_port"]
+    # `/tempo -health` asks http://localhost:3200/ready unless told another URL.
+    assert url.port == 3200
 
 
 # --- the Prometheus configs of the push paths ---
@@ -302,13 +391,16 @@ def empty_env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def resolved(empty_env_file: Path) -> dict[tuple[Path, ...], dict[str, Any]]:
     """`docker-compose config` of each combination of files, resolved once per module."""
     cache: dict[tuple[Path, ...], dict[str, Any]] = {}
-    for variant in VARIANTS.values():
-        for files in [(variant.base,), (variant.base, variant.override)]:
-            if files not in cache:
-                result = run_compose(files, empty_env_file, variant.secrets, "config")
-                assert result.returncode == 0, result.stderr
-                cache[files] = yaml.safe_load(result.stdout)
+    for files, secrets in STACKS.values():
+        result = run_compose(files, empty_env_file, secrets, "config")
+        assert result.returncode == 0, result.stderr
+        cache[files] = yaml.safe_load(result.stdout)
     return cache
+
+
+def services_of(resolved: dict[tuple[Path, ...], dict[str, Any]], name: str) -> dict[str, Any]:
+    services: dict[str, Any] = resolved[STACKS[name][0]]["services"]
+    return services
 
 
 def stacks(
@@ -338,8 +430,8 @@ def test_override_changes_only_the_export_path(
     resolved: dict[tuple[Path, ...], dict[str, Any]], name: str
 ) -> None:
     base, combined = stacks(resolved, name)
-    added = {COLLECTOR_SERVICE} if VARIANTS[name].collector else set()
-    assert set(combined) == set(base) | added
+    # The collector and Tempo run on every path: an override adds no service.
+    assert set(combined) == set(base)
     for service in set(base) - {"fastapi", "prometheus"}:
         assert unordered_volumes(combined[service]) == unordered_volumes(base[service]), service
     app = {k: v for k, v in combined["fastapi"].items() if k != "environment"}
@@ -378,28 +470,62 @@ def test_prometheus_runs_the_variant_config(
             assert target.split(":")[0] in combined, f"{job['job_name']}: {target}"
 
 
-@pytest.mark.parametrize("name", COLLECTOR_VARIANTS)
-def test_app_pushes_otlp_to_the_collector_receiver(
+@pytest.mark.parametrize("name", STACKS)
+def test_app_sends_traces_to_the_collector_receiver_on_every_path(
     resolved: dict[tuple[Path, ...], dict[str, Any]], name: str
 ) -> None:
-    _, combined = stacks(resolved, name)
-    environment = combined["fastapi"]["environment"]
-    assert environment["OTEL_METRICS_EXPORTER"] == "otlp"
+    environment = services_of(resolved, name)["fastapi"]["environment"]
+    assert environment["OTEL_TRACES_EXPORTER"] == "otlp"
     protocol = environment.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
     receiver = collector_config()["receivers"]["otlp"]["protocols"][RECEIVER_PROTOCOLS[protocol]]
     endpoint = urlsplit(environment["OTEL_EXPORTER_OTLP_ENDPOINT"])
     assert (endpoint.scheme, endpoint.hostname) == ("http", COLLECTOR_SERVICE)
     assert endpoint.port == port_of(receiver["endpoint"])
-    assert endpoint.path in ("", "/")  # the SDK appends /v1/metrics itself
+    assert endpoint.path in ("", "/")  # the SDK appends /v1/traces (and /v1/metrics) itself
+    assert not {key for key in environment if key.startswith("OTEL_EXPORTER_OTLP_TRACES_")}
+    # Every request sampled unless .env says otherwise; the ids become the exemplars.
+    assert environment["OTEL_TRACES_SAMPLER"] == "parentbased_always_on"
     # With honor_labels, `job` is service.name: it must be the direct path's job.
     assert environment["OTEL_SERVICE_NAME"] == APP_JOB
-    assert APP_JOB in scrape_jobs(load(VARIANTS[name].prometheus_config))
+
+
+@pytest.mark.parametrize("name", ["dev", "prod"])
+def test_direct_path_keeps_metrics_on_the_scraped_endpoint(
+    resolved: dict[tuple[Path, ...], dict[str, Any]], name: str
+) -> None:
+    # Only the traces use the OTLP endpoint: the default metrics exporter is /metrics.
+    environment = services_of(resolved, name)["fastapi"]["environment"]
+    assert "OTEL_METRICS_EXPORTER" not in environment
 
 
 @pytest.mark.parametrize("name", COLLECTOR_VARIANTS)
-def test_collector_service(resolved: dict[tuple[Path, ...], dict[str, Any]], name: str) -> None:
+def test_app_pushes_metrics_over_otlp_on_the_collector_path(
+    resolved: dict[tuple[Path, ...], dict[str, Any]], name: str
+) -> None:
     _, combined = stacks(resolved, name)
-    collector = combined[COLLECTOR_SERVICE]
+    assert combined["fastapi"]["environment"]["OTEL_METRICS_EXPORTER"] == "otlp"
+    assert APP_JOB in scrape_jobs(load(VARIANTS[name].prometheus_config))
+
+
+def test_only_the_collector_path_scrapes_the_collector() -> None:
+    """Direct and remote-write paths push no metrics to it: a scrape would be empty, or
+    double-count if the app pushed there too."""
+    for variant in [DIRECT_PROMETHEUS, *(v.prometheus_config for v in VARIANTS.values())]:
+        scraped = {
+            (job["job_name"], target)
+            for job in load(variant)["scrape_configs"]
+            for target in targets(job)
+            if target.split(":")[0] in (COLLECTOR_SERVICE, TEMPO_SERVICE)
+        }
+        via_collector = variant == VARIANTS["dev-collector"].prometheus_config
+        expected = {(APP_JOB, f"{COLLECTOR_SERVICE}:{exporter_port()}")} if via_collector else set()
+        assert scraped == expected, variant.name
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_collector_service(resolved: dict[tuple[Path, ...], dict[str, Any]], name: str) -> None:
+    services = services_of(resolved, name)
+    collector = services[COLLECTOR_SERVICE]
     assert collector["image"] == COLLECTOR_IMAGE
     # The config names the version its options were checked against: moving the pin means
     # checking them again (OPTIONS above).
@@ -410,10 +536,30 @@ def test_collector_service(resolved: dict[tuple[Path, ...], dict[str, Any]], nam
     assert ports(collector) == set()
     assert "expose" not in collector
     assert "network_mode" not in collector
-    # Distroless image: no shell or client to run a healthcheck, so nothing may wait for one.
+    # Distroless image: no shell or client to run a healthcheck, so nothing may wait for it.
     assert "healthcheck" not in collector
-    for service, config in combined.items():
+    for service, config in services.items():
         assert COLLECTOR_SERVICE not in config.get("depends_on", {}), service
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_tempo_service(resolved: dict[tuple[Path, ...], dict[str, Any]], name: str) -> None:
+    services = services_of(resolved, name)
+    tempo = services[TEMPO_SERVICE]
+    assert tempo["image"] == TEMPO_IMAGE
+    assert f"Written for {TEMPO_IMAGE};" in TEMPO_CONFIG.read_text()
+    assert tempo["command"] == [f"-config.file={TEMPO_CONFIG_MOUNT}"]
+    assert mounts(tempo) == {
+        TEMPO_CONFIG_MOUNT: (str(TEMPO_CONFIG), True),
+        TEMPO_DATA: ("tempo_data", False),
+    }
+    assert ports(tempo) == set()
+    assert "expose" not in tempo
+    # Tempo 3's binary checks its own /ready: the only way, the image has no shell or wget.
+    assert tempo["healthcheck"]["test"] == ["CMD", "/tempo", "-health"]
+    # A slow Tempo must not hold back the metrics: the collector queues and retries spans.
+    for service, config in services.items():
+        assert TEMPO_SERVICE not in config.get("depends_on", {}), service
 
 
 @pytest.mark.parametrize("name", COLLECTOR_VARIANTS)
@@ -426,15 +572,15 @@ def test_collector_keeps_series_for_several_pushes(
     assert expiration >= 3 * interval_ms / 1000
 
 
-def test_prod_collector_is_hardened_like_every_production_service(
-    resolved: dict[tuple[Path, ...], dict[str, Any]],
+@pytest.mark.parametrize("service", [COLLECTOR_SERVICE, TEMPO_SERVICE])
+def test_prod_trace_path_is_hardened_like_every_production_service(
+    resolved: dict[tuple[Path, ...], dict[str, Any]], service: str
 ) -> None:
-    base, combined = stacks(resolved, "prod-collector")
-    collector = combined[COLLECTOR_SERVICE]
+    services = services_of(resolved, "prod")
     for key in ("restart", "security_opt", "logging"):
-        assert collector[key] == base["nginx"][key], key
-    assert str(collector["user"]).split(":")[0] not in ROOT_USERS
-    assert collector["read_only"] is True
+        assert services[service][key] == services["nginx"][key], key
+    assert str(services[service]["user"]).split(":")[0] not in ROOT_USERS
+    assert services[service]["read_only"] is True
 
 
 @pytest.mark.parametrize("name", REMOTE_WRITE_VARIANTS)

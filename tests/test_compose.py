@@ -48,7 +48,8 @@ PROD_PORTS = {
     "prometheus": {("127.0.0.1", 9090, 9090)},
     "grafana": {("127.0.0.1", 3001, 3000)},
 }
-# A piece of each healthcheck command. The exporters' images have no shell or client to run one.
+# A piece of each healthcheck command. The exporters' and the collector's images have no shell or
+# client to run one; Tempo's binary checks its own /ready.
 HEALTHCHECKS = {
     "fastapi": "http://127.0.0.1:8000/health",
     "postgres": "pg_isready",
@@ -56,8 +57,16 @@ HEALTHCHECKS = {
     "prometheus": "http://127.0.0.1:9090/-/healthy",
     "grafana": "http://127.0.0.1:3000/api/health",
     "nginx": "/stub_status",
+    "tempo": "/tempo -health",
 }
-SERVICES = {*HEALTHCHECKS, "postgres-exporter", "redis-exporter", "nginx-exporter", "node-exporter"}
+SERVICES = {
+    *HEALTHCHECKS,
+    "postgres-exporter",
+    "redis-exporter",
+    "nginx-exporter",
+    "node-exporter",
+    "otel-collector",
+}
 DEPENDS_ON = {
     "fastapi": {"postgres", "redis"},
     "grafana": {"prometheus"},
@@ -71,6 +80,7 @@ VOLUMES = {
     "prometheus_data": ("prometheus", "/prometheus"),
     "grafana_data": ("grafana", "/var/lib/grafana"),
     "postgres_data": ("postgres", "/var/lib/postgresql/data"),
+    "tempo_data": ("tempo", "/var/tempo"),
 }
 # Repository path -> (service, mount point); all mounted read-only.
 CONFIG_MOUNTS = {
@@ -78,10 +88,14 @@ CONFIG_MOUNTS = {
     "grafana/provisioning": ("grafana", "/etc/grafana/provisioning"),
     "nginx/nginx.conf": ("nginx", "/etc/nginx/nginx.conf"),
     "nginx/conf.d": ("nginx", "/etc/nginx/conf.d"),
+    "collector/otel-collector.yaml": ("otel-collector", "/etc/otelcol-contrib/config.yaml"),
+    "tempo/tempo.yaml": ("tempo", "/etc/tempo/tempo.yaml"),
 }
 PROMETHEUS_FLAGS = (
     "--config.file=/etc/prometheus/prometheus.yml",
     "--storage.tsdb.path=/prometheus",
+    # Exemplars (trace ids on the latency histogram) are dropped without it, even in Prometheus 3.
+    "--enable-feature=exemplar-storage",
 )
 ROOT_USERS = {"", "0", "root"}
 
@@ -101,8 +115,14 @@ def run_compose(
     files: Path | Sequence[Path], env_file: Path, secrets: dict[str, str], *args: str
 ) -> subprocess.CompletedProcess[str]:
     """`docker-compose -f FILE... ARGS` in the repository; with no file, COMPOSE_FILE decides."""
-    # Neither the caller's environment nor a developer's .env may supply or hide a secret.
-    env = {k: v for k, v in os.environ.items() if k not in SECRETS and not k.startswith("COMPOSE_")}
+    # Neither the caller's environment nor a developer's .env may supply or hide a secret, and
+    # the caller's OTEL_* (the compose files read the trace sampler from the environment) don't
+    # change what the files say.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in SECRETS and not k.startswith(("COMPOSE_", "OTEL_"))
+    }
     command = [require_tool("docker-compose"), "--env-file", str(env_file)]
     for path in [files] if isinstance(files, Path) else files:
         command += ["-f", str(path)]
@@ -345,9 +365,26 @@ def test_prod_services_run_as_non_root(prod: dict[str, Any]) -> None:
         assert user not in ROOT_USERS, f"{name} runs as root"
 
 
+def test_prod_services_that_need_no_writable_root_run_read_only(prod: dict[str, Any]) -> None:
+    services = prod["services"]
+    for name in ("nginx", "otel-collector", "tempo"):
+        assert services[name]["read_only"] is True, name
+    # Tempo writes to its volume only; the volume takes the owner of the image's /var/tempo,
+    # which is the image's user.
+    assert services["tempo"]["user"] == "10001:10001"
+
+
 def test_prod_prometheus_admin_and_lifecycle_apis_are_off(prod: dict[str, Any]) -> None:
     flags = {flag.split("=")[0] for flag in prod["services"]["prometheus"]["command"]}
     assert not flags & {"--web.enable-admin-api", "--web.enable-lifecycle"}
+
+
+def test_dev_prometheus_has_the_admin_api_for_snapshots_on_loopback_only(
+    dev: dict[str, Any],
+) -> None:
+    prometheus = dev["services"]["prometheus"]
+    assert "--web.enable-admin-api" in prometheus["command"]
+    assert all(str(port).startswith("127.0.0.1:") for port in prometheus["ports"])
 
 
 # --- Dockerfile ---

@@ -1,4 +1,5 @@
-"""Grafana provisioning: datasource uids, the main dashboard's panels, rate-correct PromQL."""
+"""Grafana provisioning: datasource uids and links, the main dashboard's panels and exemplars,
+rate-correct PromQL."""
 
 from __future__ import annotations
 
@@ -43,6 +44,20 @@ AGGREGATION = {
     "fastapi_active_connections": "sum",
     "memo_total": "max",  # the same DB-wide count from every instance
 }
+DATASOURCE_DIR = PROVISIONING_DIR / "datasources"
+TEMPO = {"type": "tempo", "uid": "tempo"}
+# The exemplar label with the trace id, as the app writes it on every export path (OpenMetrics
+# exposition, OTLP through the collector, remote write).
+TRACE_ID_LABEL = "trace_id"
+LATENCY_PANEL = "Request Duration (p95 and p50)"
+# Span attribute or resource attribute -> the label of the contract series that carries it.
+SPAN_TO_LABEL = {"service.name": "job", "http.route": "endpoint", "http.request.method": "method"}
+# "Metrics for this span" queries of the Tempo datasource.
+TRACE_LINK_EXPRS = [
+    query["query"]
+    for datasource in yaml.safe_load((DATASOURCE_DIR / "tempo.yml").read_text())["datasources"]
+    for query in datasource["jsonData"]["tracesToMetrics"]["queries"]
+]
 _AGGREGATOR_BEFORE_PAREN = re.compile(r"(\w+)\s*(?:(?:by|without)\s*\([^()]*\)\s*)?$")
 
 
@@ -70,12 +85,55 @@ def _enclosing_functions(expr: str, pos: int) -> list[str]:
     return names
 
 
+def _datasource(file_name: str) -> dict[str, Any]:
+    [datasource] = yaml.safe_load((DATASOURCE_DIR / file_name).read_text())["datasources"]
+    assert isinstance(datasource, dict)
+    return datasource
+
+
 def test_datasource_has_the_fixed_uid() -> None:
-    config = yaml.safe_load((PROVISIONING_DIR / "datasources" / "prometheus.yml").read_text())
-    [datasource] = config["datasources"]
+    datasource = _datasource("prometheus.yml")
     assert datasource["uid"] == DATASOURCE["uid"]
     assert datasource["type"] == DATASOURCE["type"]
     assert datasource["url"] == "http://prometheus:9090"
+
+
+def test_datasources_have_unique_uids_and_one_default() -> None:
+    datasources = [
+        datasource
+        for path in sorted(DATASOURCE_DIR.glob("*.yml"))
+        for datasource in yaml.safe_load(path.read_text())["datasources"]
+    ]
+    uids = [datasource["uid"] for datasource in datasources]
+    assert sorted(uids) == sorted({DATASOURCE["uid"], TEMPO["uid"]})
+    assert [d["uid"] for d in datasources if d.get("isDefault")] == [DATASOURCE["uid"]]
+    assert all(d["editable"] is False for d in datasources)
+
+
+def test_tempo_datasource_has_the_fixed_uid() -> None:
+    datasource = _datasource("tempo.yml")
+    assert datasource["uid"] == TEMPO["uid"]
+    assert datasource["type"] == TEMPO["type"]
+    assert datasource["url"] == "http://tempo:3200"  # the port: tests/test_collector.py
+
+
+def test_exemplar_trace_ids_link_to_tempo() -> None:
+    destinations = _datasource("prometheus.yml")["jsonData"]["exemplarTraceIdDestinations"]
+    assert destinations == [{"name": TRACE_ID_LABEL, "datasourceUid": TEMPO["uid"]}]
+
+
+def test_traces_link_back_to_the_route_metrics() -> None:
+    links = _datasource("tempo.yml")["jsonData"]["tracesToMetrics"]
+    assert links["datasourceUid"] == DATASOURCE["uid"]
+    assert {tag["key"]: tag["value"] for tag in links["tags"]} == SPAN_TO_LABEL
+    assert links["queries"]
+    for query in links["queries"]:
+        assert query["name"]
+        assert "{$__tags}" in query["query"], query
+        # Grafana puts the span's tags in the braces; rate-correct: see the test below.
+        assert re.search(
+            r"\b(fastapi_request_duration_seconds_bucket|fastapi_requests_total)\{", query["query"]
+        )
 
 
 def test_dashboard_provider_reads_the_mounted_folder() -> None:
@@ -115,11 +173,27 @@ def test_main_dashboard_has_the_documented_panels() -> None:
     [main] = [d for d in DASHBOARDS.values() if d["title"] == MAIN_TITLE]
     assert DASHBOARDS["fastapi-dashboard.json"] is main
     assert [p["title"] for p in iter_panels(main)] == MAIN_PANELS
-    duration = next(p for p in iter_panels(main) if p["title"].startswith("Request Duration"))
+    duration = next(p for p in iter_panels(main) if p["title"] == LATENCY_PANEL)
     assert [t["legendFormat"] for t in duration["targets"]] == ["p95", "p50"]
 
 
-@pytest.mark.parametrize("expr", [q.expr for q in QUERIES] + RULE_EXPRS)
+def test_latency_panel_shows_exemplars() -> None:
+    main = DASHBOARDS["fastapi-dashboard.json"]
+    [duration] = [p for p in iter_panels(main) if p["title"] == LATENCY_PANEL]
+    assert [t.get("exemplar") for t in duration["targets"]] == [True, True]
+
+
+@pytest.mark.parametrize("name", DASHBOARDS)
+def test_exemplars_only_where_the_histogram_has_them(name: str) -> None:
+    # Only fastapi_request_duration_seconds carries exemplars; elsewhere the flag only costs
+    # Grafana an extra query per refresh.
+    for panel in iter_panels(DASHBOARDS[name]):
+        for target in panel["targets"]:
+            if target.get("exemplar"):
+                assert "fastapi_request_duration_seconds_bucket" in target["expr"], panel["title"]
+
+
+@pytest.mark.parametrize("expr", [q.expr for q in QUERIES] + RULE_EXPRS + TRACE_LINK_EXPRS)
 def test_histograms_and_averages_are_rate_correct(expr: str) -> None:
     for match in re.finditer(r"histogram_quantile\s*\(", expr):
         argument = _call_argument(expr, match.end() - 1)

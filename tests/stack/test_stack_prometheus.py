@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from stack_support import PROMETHEUS_DIR, PROMETHEUS_YML, ROOT, require_binary
+
+from tests.servers import Processes, start_prometheus, start_service, wait_for
 
 RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
 RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
@@ -98,3 +102,52 @@ def test_every_recording_rule_is_tested() -> None:
         for name in re.findall(r"[a-zA-Z_:][\w:]*", check["expr"])
     }
     assert {rule["record"] for rule in _rules("record")} - names == set()
+
+
+# --- the push paths' alert on a real Prometheus with the real app ---
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    processes = Processes(tmp_path)
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
+
+
+def _alert_states(prometheus: str, name: str) -> set[str]:
+    alerts = httpx.get(f"{prometheus}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+    return {alert["state"] for alert in alerts if alert["labels"]["alertname"] == name}
+
+
+@pytest.mark.e2e
+def test_metrics_absent_alert_follows_the_app_on_the_remote_write_path(
+    processes: Processes, tmp_path: Path
+) -> None:
+    """prometheus.remote-write.yml and the rules as shipped, evaluated every second and with the
+    exporters' jobs left out: nothing written -> FastAPIMetricsAbsent pending; the app writing ->
+    inactive. (Firing needs its 2m `for`: the promtool tests cover that, and the way back.)"""
+    require_binary("prometheus")
+    config = _load(PROMETHEUS_DIR / "prometheus.remote-write.yml")
+    config["global"]["evaluation_interval"] = "1s"
+    config["rule_files"] = [str(PROMETHEUS_DIR / path) for path in config["rule_files"]]
+    config["scrape_configs"] = []
+    prometheus = start_prometheus(processes, config, "--web.enable-remote-write-receiver")
+    wait_for(
+        lambda: _alert_states(prometheus, "FastAPIMetricsAbsent") == {"pending"},
+        30,
+        "FastAPIMetricsAbsent pending while nothing is written",
+    )
+    env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'memos.db'}",
+        "OTEL_METRICS_EXPORTER": "prometheus_remote_write",
+        "OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_ENDPOINT": f"{prometheus}/api/v1/write",
+        "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+    }
+    start_service(processes, "service", env)
+    wait_for(
+        lambda: not _alert_states(prometheus, "FastAPIMetricsAbsent"),
+        30,
+        "FastAPIMetricsAbsent inactive once the app writes",
+    )
