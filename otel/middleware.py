@@ -12,7 +12,6 @@ from typing import Any, Protocol
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from otel.contract import OTHER_METHOD, STANDARD_METHODS, UNMATCHED_ENDPOINT
@@ -91,12 +90,13 @@ class TelemetryMiddleware:
 
     def _start_span(self, scope: Scope) -> tuple[trace.Span, Token[Context]]:
         assert self._tracer is not None
-        parent = propagate.extract(scope, getter=_HEADERS)
+        headers = _headers(scope)
+        parent = propagate.extract(headers)
         span = self._tracer.start_span(
             _method(scope),
             context=parent,
             kind=SpanKind.SERVER,
-            attributes=_request_attributes(scope),
+            attributes=_request_attributes(scope, headers),
         )
         return span, otel_context.attach(trace.set_span_in_context(span, parent))
 
@@ -125,8 +125,7 @@ def _finish(span: trace.Span, method: str, endpoint: str, status_code: int) -> N
     span.end()
 
 
-def _request_attributes(scope: Scope) -> dict[str, Any]:
-    headers = _HEADERS.headers(scope)
+def _request_attributes(scope: Scope, headers: dict[str, list[str]]) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "http.request.method": _method(scope),
         "url.scheme": scope.get("scheme", "http"),
@@ -138,7 +137,7 @@ def _request_attributes(scope: Scope) -> dict[str, Any]:
     if query := scope.get("query_string"):
         attributes["url.query"] = query.decode("latin-1")
     if client := scope.get("client"):
-        attributes["client.address"], attributes["client.port"] = client[0], client[1]
+        attributes["client.address"] = client[0]
     if server := scope.get("server"):
         attributes["server.port"] = server[1]
     if host := headers.get("host"):
@@ -148,20 +147,9 @@ def _request_attributes(scope: Scope) -> dict[str, Any]:
     return attributes
 
 
-class _ScopeHeaders(Getter[Scope]):
-    """Reads request headers from an ASGI scope for the propagator."""
-
-    def headers(self, scope: Scope) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        for key, value in scope.get("headers", ()):
-            found.setdefault(key.decode("latin-1").lower(), []).append(value.decode("latin-1"))
-        return found
-
-    def get(self, carrier: Scope, key: str) -> list[str] | None:
-        return self.headers(carrier).get(key.lower())
-
-    def keys(self, carrier: Scope) -> list[str]:
-        return list(self.headers(carrier))
-
-
-_HEADERS = _ScopeHeaders()
+def _headers(scope: Scope) -> dict[str, list[str]]:
+    """Request headers by lower-case name, the carrier the default propagator getter reads."""
+    found: dict[str, list[str]] = {}
+    for key, value in scope.get("headers", ()):
+        found.setdefault(key.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    return found

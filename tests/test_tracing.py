@@ -1,4 +1,4 @@
-"""Spans from the SDK's in-memory exporter: names, attributes, DB and Redis children, propagation."""
+"""Spans from the in-memory exporter: names, attributes, DB and Redis children, propagation."""
 
 from __future__ import annotations
 
