@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 HOST   ?= 0.0.0.0
 PORT   ?= 8000
 
-.PHONY: install run migrate check test clean
+.PHONY: install run migrate check test clean bench bench-smoke
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,18 @@ check: install
 ## Everything CI runs.
 test: check
 	$(BIN)/python -m pytest
+
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+## The overhead benchmark (about 13 min): writes docs/performance.md and docs/performance.png.
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m bench
+
+## The benchmark harness end to end in under a minute; publishes nothing.
+bench-smoke: $(VENV)/.installed-bench
+	$(BIN)/python -m bench --smoke
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -7,17 +7,15 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shutil
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import Any, NoReturn
 
-from bench import chart, machine, memory, report, scrape, startup, targets, throughput
+from bench import chart, machine, memory, report, scrape, serialise, startup, targets, throughput
 from bench.procs import (
     LOAD_CORE,
     BenchError,
@@ -30,6 +28,7 @@ from bench.procs import (
     wait_http,
 )
 from bench.settings import PARTS, RESULTS_DIR, ROOT, Settings, override, preset
+from bench.sink import SinkClient
 from bench.variants import VARIANTS, select
 
 Results = dict[str, Any]
@@ -80,8 +79,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
-def progress(message: str, _start: float = time.monotonic()) -> None:
-    print(f"[bench {time.monotonic() - _start:6.0f} s] {message}", file=sys.stderr, flush=True)
+_STARTED = time.monotonic()
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.monotonic() - _STARTED:6.0f} s] {message}", file=sys.stderr, flush=True)
 
 
 def measure(settings: Settings, argv: list[str]) -> Results:
@@ -90,76 +92,40 @@ def measure(settings: Settings, argv: list[str]) -> Results:
     start = time.monotonic()
     results: Results = {"meta": machine.describe(argv)}
     os.sched_setaffinity(0, {LOAD_CORE})  # the harness itself stays off the server core
-    results["meta"]["settings"] = _settings_json(settings)
+    results["meta"]["settings"] = serialise.settings_data(settings)
     logs = RESULTS_DIR / "logs"
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
     with Processes(logs) as procs:
         if settings.runs("throughput"):
-            sink = _start_sink(procs)
-            runs = throughput.measure(settings, variants, procs, sink, progress)
-            results["throughput"] = _throughput_json(runs)
+            rig = throughput.Rig(settings, procs, _start_sink(procs))
+            runs = throughput.measure(rig, variants, progress)
+            results["throughput"] = serialise.throughput_data(runs, settings.routes)
         if settings.runs("scrape"):
             results["scrape"] = scrape.measure_sizes(
                 settings.scrape_series, settings.scrape_repeats, progress
             )
         if settings.runs("memory"):
-            results["memory"] = [_memory_json(r) for r in memory.measure(settings, procs, progress)]
+            flooded = memory.measure(settings, procs, progress)
+            results["memory"] = [serialise.memory_data(r) for r in flooded]
         if settings.runs("startup"):
-            results["startup"] = [
-                _startup_json(r) for r in startup.measure(settings, procs, progress)
-            ]
+            starts = startup.measure(settings, procs, progress)
+            results["startup"] = [serialise.startup_data(r) for r in starts]
     results["meta"]["elapsed_s"] = time.monotonic() - start
     results["meta"]["loadavg_end"] = list(os.getloadavg())
-    results["targets"] = [t.as_dict() for t in targets.evaluate(results)]
     return results
 
 
-def _start_sink(procs: Processes) -> throughput.Sink:
+def _start_sink(procs: Processes) -> SinkClient:
     port = free_port()
     argv = pinned(LOAD_CORE, python_module("bench.sink", str(port)))
     proc = procs.start("otlp-sink", argv, clean_env())
     wait_http(proc, port, "/stats", timeout=10)
-    return throughput.Sink(port)
-
-
-def _settings_json(settings: Settings) -> dict[str, Any]:
-    data = dataclasses.asdict(settings)
-    data["skip"] = sorted(settings.skip)
-    data["outputs"] = {k: str(Path(v).relative_to(ROOT)) for k, v in data["outputs"].items()}
-    return data
-
-
-def _throughput_json(runs: list[throughput.VariantRuns]) -> dict[str, Any]:
-    summaries = throughput.summarise(runs)
-    variants = []
-    for r in runs:
-        variants.append(
-            {
-                "name": r.variant.name,
-                "label": r.variant.label,
-                "app": r.variant.app,
-                "status": r.status,
-                "reason": r.reason,
-                "pushes": r.pushes,
-                "summary": {
-                    k: dataclasses.asdict(v) for k, v in summaries.get(r.variant.name, {}).items()
-                },
-                "runs": {k: [dataclasses.asdict(w) for w in ws] for k, ws in r.runs.items()},
-            }
-        )
-    return {"routes": list(throughput.ROUTES), "variants": variants}
-
-
-def _memory_json(run: memory.MemoryRun) -> dict[str, Any]:
-    return {**dataclasses.asdict(run), "growth_mb": run.growth_mb}
-
-
-def _startup_json(result: startup.StartupResult) -> dict[str, Any]:
-    return {**dataclasses.asdict(result), "median_s": result.median_s}
+    return SinkClient(port)
 
 
 def write(results: Results, settings: Settings) -> None:
+    results["targets"] = [t.as_dict() for t in targets.evaluate(results)]
     out = settings.outputs
     for path in (out.json, out.markdown, out.chart):
         path.parent.mkdir(parents=True, exist_ok=True)

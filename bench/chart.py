@@ -15,6 +15,7 @@ Results = dict[str, Any]
 PANELS = (
     ("rps_ratio", "throughput / bare (higher is better)"),
     ("p99_ratio", "p99 latency / bare (lower is better)"),
+    ("cpu_ratio", "CPU time per request / bare (lower is better)"),
 )
 
 
@@ -22,11 +23,12 @@ def draw(results: Results, path: Path) -> None:
     data = results["throughput"]
     variants = [v for v in data["variants"] if v["status"] == "ok"][::-1]
     routes = data["routes"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.5 * len(variants) + 2), sharey=True)
+    size = (16, 0.5 * len(variants) + 2)
+    fig, axes = plt.subplots(1, len(PANELS), figsize=size, sharey=True)
     for axis, (key, title) in zip(axes, PANELS, strict=True):
         _panel(axis, variants, routes, key, title)
     axes[0].set_yticks(range(len(variants)), [v["label"] for v in variants])
-    axes[1].legend(loc="lower right", fontsize=8)
+    axes[-1].legend(loc="lower right", fontsize=8)
     fig.suptitle(
         f"{results['meta']['nproc']} cores, uvicorn 1 worker on core 0, wrk on core 1; "
         f"{results['meta']['date']}",

@@ -40,7 +40,7 @@ def describe(argv: list[str]) -> dict[str, Any]:
         "cpu_model": _cpu_model(),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "wrk": _first_line(["wrk", "-v"]),
+        "wrk": _first_line(["wrk", "-v"]).partition(" Copyright")[0],
         "git": _git_revision(),
         "packages": {name: _version(name) for name in PACKAGES},
         "loadavg_start": list(os.getloadavg()),

@@ -1,5 +1,5 @@
-"""Resident memory under the cardinality flood: ours and the prometheus_client middleware (and the
-bare app, for the server's own growth), each in a fresh process."""
+"""Resident memory under the cardinality flood: ours and the prometheus_client middleware, each in
+a fresh server process."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.apps.routes import PING_PATH
 from bench.procs import (
     LOAD_CORE,
     SERVER_CORE,
@@ -24,11 +23,10 @@ from bench.procs import (
     uvicorn,
     wait_http,
 )
-from bench.settings import Settings
+from bench.settings import PING_PATH, Settings
 from bench.throughput import check_answers
 from bench.variants import BY_NAME
 
-VARIANTS = ("bare", "ours", "promclient")
 SAMPLE_EVERY_S = 0.5
 MB = 1024 * 1024
 
@@ -54,7 +52,7 @@ def measure(
     settings: Settings, procs: Processes, progress: Callable[[str], None]
 ) -> list[MemoryRun]:
     runs = []
-    for name in VARIANTS:
+    for name in settings.memory_variants:
         progress(f"memory: {name}, {settings.memory_requests} requests")
         runs.append(_measure_one(name, settings, procs))
     return runs

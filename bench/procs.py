@@ -170,6 +170,13 @@ def rss_bytes(pid: int) -> int:
     raise BenchError(f"no VmRSS for pid {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
 def repeat_get(port: int, paths: Sequence[str], times: int) -> None:
     """Sends `times` keep-alive GETs to each path: creates series and warms caches."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)

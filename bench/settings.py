@@ -31,8 +31,14 @@ SMOKE_OUTPUTS = Outputs(
 )
 
 
+# The paths wrk loads: the cheap route and the parametrised one (`/items/{item_id}`).
+PING_PATH = "/ping"
+ITEM_PATH = "/items/42"
+
+
 @dataclass(frozen=True)
 class Settings:
+    routes: tuple[str, ...] = (PING_PATH, ITEM_PATH)
     rounds: int = 5
     duration_s: int = 5  # wrk measures in whole seconds
     warmup_s: int = 2  # one wrk warm-up per server start; 0 = only the scripted warm-up requests
@@ -40,9 +46,11 @@ class Settings:
     variants: tuple[str, ...] = ()  # empty: the default set
     scrape_series: tuple[int, ...] = (1_000, 10_000, 20_000)
     scrape_repeats: int = 7
+    memory_variants: tuple[str, ...] = ("ours", "promclient")  # "bare" shows the server's own
     memory_requests: int = 200_000
     memory_warmup_requests: int = 20_000
-    startup_repeats: int = 5
+    startup_repeats: int = 7
+    startup_warmup: bool = True  # one untimed start first: migrates the database, fills caches
     skip: frozenset[str] = field(default_factory=frozenset)  # of "throughput", "scrape", ...
     outputs: Outputs = FULL_OUTPUTS
     smoke: bool = False
@@ -51,15 +59,18 @@ class Settings:
         return part not in self.skip
 
 
+# Every variant and measurement once, as briefly as still exercises it: under a minute.
 SMOKE = Settings(
+    routes=(PING_PATH,),  # the other route is still checked to answer 200
     rounds=1,
     duration_s=1,
     warmup_s=0,
     scrape_series=(1_000,),
     scrape_repeats=2,
-    memory_requests=10_000,
-    memory_warmup_requests=2_000,
+    memory_requests=5_000,
+    memory_warmup_requests=1_000,
     startup_repeats=1,
+    startup_warmup=False,
     outputs=SMOKE_OUTPUTS,
     smoke=True,
 )

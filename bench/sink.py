@@ -12,6 +12,8 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
+from bench.procs import BenchError, get
+
 OTLP_PATHS = ("/v1/metrics", "/v1/traces", "/v1/logs")
 
 
@@ -50,6 +52,22 @@ class SinkHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+class SinkClient:
+    """The sink process, seen from the harness."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.endpoint = f"http://127.0.0.1:{port}"
+
+    def received(self) -> dict[str, int]:
+        """OTLP requests received so far, by path."""
+        status, body = get(self.port, "/stats")
+        if status != 200:
+            raise BenchError(f"the OTLP sink answered {status}")
+        requests: dict[str, int] = json.loads(body)["requests"]
+        return requests
 
 
 def main(port: int) -> None:

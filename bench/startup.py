@@ -40,8 +40,9 @@ def measure(
 ) -> list[StartupResult]:
     results = {mode: StartupResult(mode) for mode in MODES}
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as data_dir:
-        progress("startup: one untimed start (migrates the database, warms the file cache)")
-        _start_once(procs, data_dir, {})
+        if settings.startup_warmup:
+            progress("startup: one untimed start (migrates the database, warms the file cache)")
+            _start_once(procs, data_dir, {})
         for rep in range(settings.startup_repeats):
             for mode, env in MODES.items():  # interleaved
                 progress(f"startup {rep + 1}/{settings.startup_repeats}: {mode}")

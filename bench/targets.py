@@ -48,8 +48,15 @@ def _ratio(results: Results, title: str, name: str, key: str, op: str, bound: fl
         return Target(title, wanted, f"not measured: {why}", None)
     ratios = {route: s[key] for route, s in variant["summary"].items()}
     measured = ", ".join(f"{route} {value:.2f}" for route, value in ratios.items())
+    if key == "rps_ratio":
+        measured += f" (1 / CPU per request: {_capacity(variant)})"
     met = all(v >= bound if op == ">=" else v <= bound for v in ratios.values())
     return Target(title, wanted, measured, met)
+
+
+def _capacity(variant: dict[str, Any]) -> str:
+    """The throughput ratio a full core would give: the steadier figure on a shared machine."""
+    return ", ".join(f"{1 / s['cpu_ratio']:.2f}" for s in variant["summary"].values())
 
 
 def _scrape(results: Results) -> Target:

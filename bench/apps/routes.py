@@ -7,9 +7,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.requests import Request
 from starlette.responses import Response
 
-PING_PATH = "/ping"
-ITEM_PATH = "/items/42"
-
 
 def build_app() -> FastAPI:
     """A cheap route and a parametrised one; no response models, so no validation cost."""
