@@ -71,3 +71,11 @@ backup:
 restore:
 	@test -n "$(ARCHIVE)" || { echo "usage: make restore ARCHIVE=backups/<file>.tar.gz"; exit 2; }
 	$(PYTHON) scripts/restore.py $(ARCHIVE) $(RESTORE_ARGS)
+
+# --- Faults and bad input (README, "Faults and bad input") ---
+.PHONY: soak
+
+## The fault and bad-input tests at length (about 10 min): 60 s outages, OTLP over gRPC too,
+## 1000 generated cases per API operation and mode, a 200,000-request cardinality flood.
+soak: install
+	SOAK=1 $(BIN)/python -m pytest tests/faults tests/test_bad_input.py -ra -s

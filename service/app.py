@@ -7,10 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from otel import TelemetryConfig, setup_telemetry
@@ -20,6 +17,8 @@ from service.api import health, memos
 from service.cache import create_cache
 from service.config import Settings
 from service.db import create_engine, session_factory
+from service.errors import install_error_handlers
+from service.limits import BodySizeLimit
 from service.metrics import observe_service_metrics
 from service.state import AppState
 
@@ -55,21 +54,16 @@ def create_app(
         try:
             yield
         finally:
-            telemetry.shutdown()
+            # Off the loop: the final export's memo_total is a query that runs on this loop.
+            await run_in_threadpool(telemetry.shutdown)
             await state.cache.close()
             await engine.dispose()
 
     app = FastAPI(title="Memo service", version="1.0.0", lifespan=lifespan)
     app.include_router(memos.router)
     app.include_router(health.router)
-    app.add_exception_handler(DBAPIError, _database_unavailable)
-    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
-    app.add_exception_handler(OSError, _database_unavailable)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     telemetry = setup_telemetry(app, telemetry_config, service_name=SERVICE_NAME)
     app.state.telemetry = telemetry
     return app
-
-
-async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
-    log.error("database unavailable: %s", error)
-    return JSONResponse({"detail": "Database unavailable, try again shortly"}, status_code=503)

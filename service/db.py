@@ -49,7 +49,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
     else:
         options["pool_size"] = settings.db_pool_size
         options["pool_timeout"] = settings.db_timeout_seconds
-        options["connect_args"] = {"timeout": settings.db_timeout_seconds}
+        # timeout bounds connecting; command_timeout bounds every statement, so a database
+        # that stops answering mid-query (a network partition) fails the request, not hangs it.
+        options["connect_args"] = {
+            "timeout": settings.db_timeout_seconds,
+            "command_timeout": settings.db_timeout_seconds,
+        }
     return create_async_engine(url, **options)
 
 

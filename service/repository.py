@@ -53,8 +53,9 @@ async def update(session: AsyncSession, memo_id: int, changes: dict[str, Any]) -
         return None
     for name, value in changes.items():
         setattr(memo, name, value)
+    # The commit is the last statement, so a write answered with an error was not applied, unless
+    # the answer to the COMMIT itself was lost. updated_at is set in Python: no refresh needed.
     await session.commit()
-    await session.refresh(memo)
     return memo
 
 

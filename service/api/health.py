@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from service.state import StateDep
@@ -13,7 +14,16 @@ from service.state import StateDep
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+class HealthReport(BaseModel):
+    status: Literal["healthy", "degraded", "unhealthy"]
+    services: dict[str, Literal["healthy", "unhealthy", "not configured"]]
+
+
+@router.get(
+    "/health",
+    response_model=HealthReport,
+    responses={503: {"model": HealthReport, "description": "The database is unreachable"}},
+)
 async def health(state: StateDep) -> JSONResponse:
     database = "healthy" if await _database_ok(state) else "unhealthy"
     if not state.cache.configured:

@@ -1,0 +1,189 @@
+"""A TCP proxy the test controls, put between the service and a real server.
+
+    with FaultProxy("127.0.0.1", 5432) as proxy:   # listens on proxy.port
+        proxy.cut()          # close every connection and refuse new ones (the port stops listening)
+        proxy.blackhole()    # accept connections but forward nothing, either way
+        proxy.latency(0.5)   # deliver every chunk half a second late, both ways
+        proxy.restore()      # back to forwarding at once
+
+It runs its own event loop in a daemon thread, so tests stay synchronous. Black-holed data is
+held, not dropped: on `restore()` it flows again, as after a healed network partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+CHUNK = 64 * 1024
+
+
+class FaultProxy:
+    def __init__(self, upstream_host: str, upstream_port: int, port: int = 0) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.port = port
+        self.accepted = 0  # connections accepted, for tests that want to see reconnects
+        self._delay = 0.0
+        self._flowing: asyncio.Event | None = None
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    # --- control, from the test's thread ----------------------------------------------------------
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        self._call(self._listen())
+        return self
+
+    def cut(self) -> None:
+        """Close every connection and stop listening: new connections are refused."""
+        self._call(self._cut())
+
+    def blackhole(self) -> None:
+        """Accept connections, forward nothing; what is held flows again on `restore()`."""
+        self._call(self._set_flowing(False))
+
+    def latency(self, seconds: float) -> None:
+        """Deliver each chunk `seconds` late, in both directions (on top of any black hole)."""
+        self._delay = seconds
+
+    def restore(self) -> None:
+        """Listen again if cut, forward what a black hole held, drop the added latency."""
+        self._delay = 0.0
+        self._call(self._restore())
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._call(self._shutdown())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+        self._loop.close()
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
+
+    # --- the loop's side --------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        if self._flowing is None:
+            self._flowing = asyncio.Event()
+            self._flowing.set()
+        self._server = await asyncio.start_server(
+            self._accept, "127.0.0.1", self.port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()  # a reset, as when the server's host goes away
+        self._writers.clear()
+
+    async def _shutdown(self) -> None:
+        await self._cut()
+        tasks = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _set_flowing(self, flowing: bool) -> None:
+        assert self._flowing is not None
+        if flowing:
+            self._flowing.set()
+        else:
+            self._flowing.clear()
+
+    async def _restore(self) -> None:
+        await self._set_flowing(True)
+        if self._server is None:
+            await self._listen()
+
+    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # cancelled: the proxy is closing
+            await self._serve(client_r, client_w)
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        self._writers.add(client_w)
+        assert self._flowing is not None
+        try:
+            await self._flowing.wait()
+            upstream_r, upstream_w = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            self._drop(client_w)
+            return
+        if client_w not in self._writers:  # cut while connecting
+            self._drop(upstream_w)
+            return
+        self._writers.add(upstream_w)
+        await asyncio.gather(
+            self._pump(client_r, upstream_w, client_w), self._pump(upstream_r, client_w, upstream_w)
+        )
+
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: asyncio.StreamWriter
+    ) -> None:
+        """Copy reader -> writer; each chunk waits out the latency and any black hole."""
+        flowing = self._flowing
+        assert flowing is not None
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            try:
+                while True:
+                    due, data = await queue.get()
+                    if not data:
+                        return
+                    await asyncio.sleep(max(0.0, due - time.monotonic()))
+                    await flowing.wait()
+                    writer.write(data)
+                    await writer.drain()
+            finally:
+                self._drop(writer)
+                self._drop(peer)
+
+        delivery = asyncio.ensure_future(deliver())
+        try:
+            while True:
+                await flowing.wait()
+                data = await reader.read(CHUNK)
+                await queue.put((time.monotonic() + self._delay, data))
+                if not data:
+                    break
+            await delivery
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            delivery.cancel()
+            self._drop(writer)
+            self._drop(peer)
+
+    def _drop(self, writer: asyncio.StreamWriter) -> None:
+        self._writers.discard(writer)
+        writer.transport.abort()
