@@ -99,6 +99,19 @@ def otlp_protocol(env: Mapping[str, str], signal: str) -> str:
     return protocol
 
 
+def otlp_timeout_seconds(env: Mapping[str, str], signal: str) -> float | None:
+    """OTEL_EXPORTER_OTLP_[<SIGNAL>_]TIMEOUT in milliseconds, as the spec says, as seconds.
+
+    The Python SDK reads these variables as seconds, so the value is passed explicitly.
+    """
+    name = f"OTEL_EXPORTER_OTLP_{signal}_TIMEOUT"
+    if not env.get(name, "").strip():
+        name = "OTEL_EXPORTER_OTLP_TIMEOUT"
+    if not env.get(name, "").strip():
+        return None
+    return _parse_int(env, name, 10_000) / 1000
+
+
 def _parse_bool(env: Mapping[str, str], name: str) -> bool:
     value = env.get(name, "").strip().lower()
     if value in ("", "false"):

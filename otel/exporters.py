@@ -24,7 +24,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 
 from otel.aggregator import RequestAggregator
-from otel.config import TelemetryConfig, otlp_protocol
+from otel.config import TelemetryConfig, otlp_protocol, otlp_timeout_seconds
 from otel.producer import RequestMetricsProducer
 
 # Its own scope: OTLP encoders merge scope metrics by scope, the last one winning.
@@ -102,14 +102,16 @@ def _push_exporter(name: str, env: Mapping[str, str]) -> MetricExporter:
 
 def otlp_exporter(env: Mapping[str, str] | None = None) -> MetricExporter:
     """The SDK's OTLP exporter; it reads the other OTEL_EXPORTER_OTLP_* variables itself."""
-    if otlp_protocol(os.environ if env is None else env, "METRICS") == "grpc":
+    env = os.environ if env is None else env
+    timeout = otlp_timeout_seconds(env, "METRICS")
+    if otlp_protocol(env, "METRICS") == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
             OTLPMetricExporter as GrpcExporter,
         )
 
-        return GrpcExporter()
+        return GrpcExporter(timeout=timeout)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
         OTLPMetricExporter as HttpExporter,
     )
 
-    return HttpExporter()
+    return HttpExporter(timeout=timeout)

@@ -14,8 +14,10 @@ class RouteTemplates:
     """Maps the route Starlette matched to its full template, e.g. ``/api/memos/{memo_id}``.
 
     Starlette records only the innermost matched route in the scope, without the prefixes of the
-    mounts above it, so the full templates are computed once from the route tree and looked up by
-    route. The tree is walked again when a route added later is met.
+    mounts above it, and FastAPI records no route at all for plain Starlette routes such as
+    `/openapi.json` (only their endpoint). So the full templates are computed once from the route
+    tree, by route and by endpoint, and looked up; the tree is walked again when a route added
+    later is met.
     """
 
     def __init__(self, app: Any) -> None:
@@ -23,20 +25,25 @@ class RouteTemplates:
         self._templates: dict[int, str] = {}
 
     def endpoint(self, scope: dict[str, Any]) -> str:
-        route = scope.get("route")
-        if route is None:
+        key = scope.get("route") or scope.get("endpoint")
+        if key is None:
             return UNMATCHED_ENDPOINT
-        template = self._templates.get(id(route))
+        template = self._templates.get(id(key))
         if template is None:
             self._templates = dict(_walk(getattr(self._app, "routes", ()), ""))
-            template = self._templates.get(id(route)) or _own_template(route)
-            self._templates[id(route)] = template
+            template = self._templates.get(id(key))
+            if template is None:
+                template = _own_template(key) if "route" in scope else UNMATCHED_ENDPOINT
+            self._templates[id(key)] = template
         return template
 
 
 def _walk(routes: Iterable[BaseRoute], prefix: str) -> Iterable[tuple[int, str]]:
     for route in routes:
-        yield id(route), prefix + _own_template(route)
+        template = prefix + _own_template(route)
+        yield id(route), template
+        if (endpoint := getattr(route, "endpoint", None)) is not None:
+            yield id(endpoint), template
         if isinstance(route, Mount):
             yield from _walk(route.routes, prefix + route.path)
 

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import Tracer
 
-from otel.config import otlp_protocol
+from otel.config import otlp_protocol, otlp_timeout_seconds
 
 
 def build_tracer_provider(
@@ -38,15 +38,16 @@ def build_tracer_provider(
 def _span_exporter(name: str, env: Mapping[str, str]) -> SpanExporter:
     if name == "console":
         return ConsoleSpanExporter()
+    timeout = otlp_timeout_seconds(env, "TRACES")
     if otlp_protocol(env, "TRACES") == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
             OTLPSpanExporter as GrpcSpanExporter,
         )
 
-        return GrpcSpanExporter()
+        return GrpcSpanExporter(timeout=timeout)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter()
+    return OTLPSpanExporter(timeout=timeout)
 
 
 def instrument_sqlalchemy(engine: Any, tracer: Tracer) -> None:

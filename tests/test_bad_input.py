@@ -496,10 +496,6 @@ def test_a_flood_of_junk_paths_methods_and_hosts_leaves_series_and_memory_bounde
     assert rss_end - rss_warm < 8 * 1024
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="otel/: routes that are plain Starlette Routes leave scope['route'] unset",
-)
 def test_the_documentation_routes_are_counted_under_their_own_template(
     flood_service: tuple[str, int],
 ) -> None:

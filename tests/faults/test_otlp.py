@@ -136,10 +136,6 @@ def test_otlp_endpoint_down_or_black_holed_costs_requests_nothing(
     assert growth < RSS_GROWTH_KIB
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="otel/: the Python SDK reads OTEL_EXPORTER_OTLP_TIMEOUT in seconds, the spec in ms",
-)
 def test_sigterm_with_the_endpoint_black_holed_exits_within_the_export_timeout(
     service: Service,
 ) -> None:
