@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,24 +13,15 @@ from otel import TelemetryConfig
 from service.app import create_app
 from service.config import Settings
 from tests.helpers import Scrape, scrape
-from tests.servers import Processes
-
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+from tests.servers import (  # noqa: F401  (require_server, POSTGRES_ADMIN_URL re-exported)
+    POSTGRES_ADMIN_URL,
+    Processes,
+    empty_redis_database,
+    fresh_postgres_database,
+    require_server,
 )
-# Database 13 is this suite's own; the end-to-end stack test uses another.
+
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-
-
-def require_server(host: str, port: int, what: str) -> None:
-    """Fail in CI, skip elsewhere, when a real server the test needs is not running."""
-    try:
-        socket.create_connection((host, port), timeout=1).close()
-    except OSError:
-        message = f"{what} is not reachable at {host}:{port}"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI must start it: see .ci/run)")
-        pytest.skip(message)
 
 
 @pytest.fixture
@@ -54,38 +42,14 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
-    require_server("127.0.0.1", 5432, "PostgreSQL")
-    import asyncpg
-
-    name = f"memo_test_{uuid.uuid4().hex[:12]}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_postgres_database("memo_test") as url:
+        yield url
 
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    require_server("127.0.0.1", 6379, "Redis")
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    try:
-        yield REDIS_URL
-    finally:
-        client.flushdb()
-        client.close()
+    with empty_redis_database(REDIS_URL) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

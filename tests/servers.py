@@ -8,7 +8,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +19,66 @@ import httpx
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def require_server(host: str, port: int, what: str) -> None:
+    """Fail in CI, skip elsewhere, when a real server the test needs is not running."""
+    import pytest
+
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        message = f"{what} is not reachable at {host}:{port}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must start it: see .ci/run)")
+        pytest.skip(message)
+
+
+def admin_sql(statement: str) -> None:
+    """Run one statement on the real PostgreSQL as its administrator."""
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+@contextmanager
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """A new database on the real PostgreSQL, as an asyncpg URL; dropped afterwards."""
+    require_server("127.0.0.1", 5432, "PostgreSQL")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin_sql(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def empty_redis_database(url: str) -> Iterator[str]:
+    """Redis database `url` on the real Redis, flushed before and after."""
+    require_server("127.0.0.1", 6379, "Redis")
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
 
 
 def free_port() -> int:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import POSTGRES_ADMIN_URL, require_server
+from tests import servers
 from tests.faults.proxy import FaultProxy
+from tests.servers import fresh_postgres_database  # noqa: F401  (used by the fault tests)
 
 # Redis database 12 belongs to these tests (the main suite uses 13, the stack test 15).
 REDIS_URL = os.environ.get("TEST_FAULTS_REDIS_URL", "redis://127.0.0.1:6379/12")
@@ -22,44 +21,10 @@ SOAK = os.environ.get("SOAK", "") not in ("", "0")
 
 
 @contextmanager
-def fresh_postgres_database(prefix: str) -> Iterator[str]:
-    """A new database on the real PostgreSQL, as an asyncpg URL; dropped afterwards."""
-    require_server("127.0.0.1", 5432, "PostgreSQL")
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin_sql(f'CREATE DATABASE "{name}"')
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
 def empty_redis_database(url: str = REDIS_URL) -> Iterator[str]:
-    """Redis database `url`, flushed before and after."""
-    require_server("127.0.0.1", 6379, "Redis")
-    import redis
-
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    try:
-        yield url
-    finally:
-        client.flushdb()
-        client.close()
-
-
-def admin_sql(statement: str) -> None:
-    import asyncpg
-
-    async def run() -> None:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(run())
+    """These tests' own Redis database, flushed before and after."""
+    with servers.empty_redis_database(url) as flushed:
+        yield flushed
 
 
 def through(proxy: FaultProxy, url: str, server: str) -> str:

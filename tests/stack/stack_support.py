@@ -8,7 +8,6 @@ rewritten (compose service names -> local ports).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import sys
@@ -34,8 +33,14 @@ from scripts.dashboards import (  # noqa: F401  (re-exported for the stack tests
     panel_queries,
     variable_queries,
 )
-from tests.conftest import require_server
-from tests.servers import Processes, free_port, wait_for
+from tests.servers import (
+    POSTGRES_ADMIN_URL,
+    Processes,
+    admin_sql,
+    free_port,
+    require_server,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "prometheus"
@@ -44,9 +49,6 @@ PROVISIONING_DIR = ROOT / "grafana" / "provisioning"
 DASHBOARD_DIR = PROVISIONING_DIR / "dashboards"
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 STACK_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 STARTUP_TIMEOUT = 30.0  # per process
 EXPORTERS = ("postgres", "redis", "node", "nginx")
@@ -116,19 +118,6 @@ class Traffic(threading.Thread):
             self.join(timeout=10)
             for client in self.clients:
                 client.close()
-
-
-def admin_sql(statement: str) -> None:
-    import asyncpg
-
-    async def run() -> None:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(run())
 
 
 @dataclass(frozen=True)
