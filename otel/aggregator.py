@@ -12,13 +12,12 @@ see a request counted in one series and not yet in another, never a lost or doub
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
 from dataclasses import dataclass
 from time import time_ns
 
 from opentelemetry import trace
 
-from otel.contract import DURATION_BUCKETS, OTHER_METHOD, REQUEST_DURATION, REQUESTS
+from otel.contract import DURATION_BUCKETS, OTHER_METHOD
 
 # Beyond this many (method, endpoint) pairs new pairs share one overflow entry, as the SDK does.
 DEFAULT_MAX_ENTRIES = 2000
@@ -48,9 +47,6 @@ class Entry:
 
 
 class RequestAggregator:
-    requests = REQUESTS
-    duration = REQUEST_DURATION
-
     def __init__(
         self,
         bounds: tuple[float, ...] = DURATION_BUCKETS,
@@ -87,9 +83,6 @@ class RequestAggregator:
             )
             for e in list(self._entries.values())
         ]
-
-    def __iter__(self) -> Iterator[Entry]:
-        return iter(self.entries())
 
     def _new_entry(self, method: str, endpoint: str) -> Entry:
         key = (method, endpoint)

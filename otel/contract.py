@@ -75,11 +75,3 @@ MEMO_TOTAL = MetricSpec(
 )
 
 CONTRACT: tuple[MetricSpec, ...] = (REQUESTS, REQUEST_DURATION, ACTIVE_CONNECTIONS, MEMO_TOTAL)
-
-
-def spec_for(instrument: str) -> MetricSpec | None:
-    """The contract entry for an instrument name, or None for metrics outside the contract."""
-    return _BY_INSTRUMENT.get(instrument)
-
-
-_BY_INSTRUMENT = {spec.instrument: spec for spec in CONTRACT}

@@ -9,6 +9,7 @@ label. This one names series as the collector does (`otel/naming.py`), sets `job
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -83,8 +84,6 @@ def _histogram(name: str, labels: Labels, point: Any) -> Iterator[TimeSeries]:
 
 
 def _exemplars_by_bucket(point: Any) -> dict[int, list[Exemplar]]:
-    from bisect import bisect_left
-
     found: dict[int, list[Exemplar]] = {}
     for exemplar in point.exemplars or ():
         if exemplar.trace_id is None:

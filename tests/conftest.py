@@ -24,6 +24,14 @@ from tests.servers import (  # noqa: F401  (require_server, POSTGRES_ADMIN_URL r
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
+@pytest.fixture(scope="module")
+def empty_env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty env file, so a developer's own .env cannot change what compose resolves."""
+    path = tmp_path_factory.mktemp("compose") / "empty.env"
+    path.write_text("")
+    return path
+
+
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[Processes]:
     """Real server processes for one test, stopped at its end whatever happens."""

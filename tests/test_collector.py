@@ -381,13 +381,6 @@ def test_promtool_check_config(name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def empty_env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("compose") / "empty.env"
-    path.write_text("")
-    return path
-
-
-@pytest.fixture(scope="module")
 def resolved(empty_env_file: Path) -> dict[tuple[Path, ...], dict[str, Any]]:
     """`docker-compose config` of each combination of files, resolved once per module."""
     cache: dict[tuple[Path, ...], dict[str, Any]] = {}

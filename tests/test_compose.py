@@ -138,13 +138,6 @@ def run_compose(
 
 
 @pytest.fixture(scope="module")
-def empty_env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("compose") / "empty.env"
-    path.write_text("")
-    return path
-
-
-@pytest.fixture(scope="module")
 def dev(empty_env_file: Path) -> dict[str, Any]:
     result = run_compose(DEV, empty_env_file, {}, "config")
     assert result.returncode == 0, result.stderr
