@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel.contract import OTHER_METHOD, STANDARD_METHODS, UNMATCHED_ENDPOINT
 from otel.routes import RouteTemplates
@@ -28,6 +28,18 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 class RequestRecorder(Protocol):
     def record(self, method: str, endpoint: str, status_code: int, seconds: float) -> None: ...
+
+
+class SpanStarter(Protocol):
+    """An SDK `Tracer`, or the `ServerTracer` that feeds the same pipeline more cheaply."""
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = ...,
+        kind: SpanKind = ...,
+        attributes: Any = ...,
+    ) -> trace.Span: ...
 
 
 class MetricsEndpoint(Protocol):
@@ -48,7 +60,7 @@ class TelemetryMiddleware:
         routes: RouteTemplates,
         metrics_path: str | None = None,
         metrics_endpoint: MetricsEndpoint | None = None,
-        tracer: Tracer | None = None,
+        tracer: SpanStarter | None = None,
     ) -> None:
         self.app = app
         self._recorder = recorder

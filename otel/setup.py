@@ -21,7 +21,7 @@ from otel.exposition import MetricsEndpoint
 from otel.middleware import TelemetryMiddleware
 from otel.routes import RouteTemplates
 from otel.runtime import observe_runtime
-from otel.tracing import build_tracer_provider, instrument_redis, instrument_sqlalchemy
+from otel.tracing import build_tracing, instrument_redis, instrument_sqlalchemy
 from otel.views import contract_views
 from otel.workers import WorkerExchange, workers_dir
 
@@ -94,9 +94,14 @@ def setup_telemetry(
         return Telemetry(config)
     resource = _resource(config.service_name)
     registry = CollectorRegistry(auto_describe=True)
-    tracer_provider = build_tracer_provider(
-        config.traces_exporters, config.span_processors, resource, config.env
+    tracing = build_tracing(
+        config.traces_exporters,
+        config.span_processors,
+        resource,
+        config.env,
+        INSTRUMENTATION_NAME,
     )
+    tracer_provider = tracing.provider if tracing else None
     aggregator = RequestAggregator(exemplars=tracer_provider is not None)
     provider = MeterProvider(
         metric_readers=build_readers(config, registry, aggregator, resource),
@@ -115,7 +120,7 @@ def setup_telemetry(
         routes=RouteTemplates(app),
         metrics_path=config.metrics_path,
         metrics_endpoint=endpoint,
-        tracer=tracer_provider.get_tracer(INSTRUMENTATION_NAME) if tracer_provider else None,
+        tracer=tracing.server_tracer if tracing else None,
     )
     exchange = endpoint.exchange if endpoint else None
     return Telemetry(config, provider, registry, exchange, tracer_provider)

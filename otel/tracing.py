@@ -7,47 +7,73 @@ OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG, read by the SDK itself.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.metrics import NoOpMeter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import (
+    SpanLimits,
+    SpanProcessor,
+    SynchronousMultiSpanProcessor,
+    TracerProvider,
+)
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 
 from otel.config import otlp_protocol, otlp_timeout_seconds
+from otel.server_span import ServerTracer
 
 
-def build_tracer_provider(
+@dataclass(frozen=True)
+class Tracing:
+    provider: TracerProvider
+    server_tracer: ServerTracer  # the middleware's server spans, into the provider's pipeline
+
+
+def build_tracing(
     exporters: Sequence[str],
     processors: Sequence[SpanProcessor],
     resource: Resource,
     env: Mapping[str, str],
-) -> TracerProvider | None:
+    scope_name: str,
+) -> Tracing | None:
     """A provider when any exporter or processor is configured; None means tracing is off."""
     if not exporters and not processors:
         return None
-    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    pipeline = SynchronousMultiSpanProcessor()  # type: ignore[no-untyped-call]
+    limits = SpanLimits()
+    provider = TracerProvider(
+        resource=resource,
+        shutdown_on_exit=False,
+        active_span_processor=pipeline,
+        span_limits=limits,
+    )
     for name in exporters:
         provider.add_span_processor(BatchSpanProcessor(_span_exporter(name, env)))
     for processor in processors:
         provider.add_span_processor(processor)
-    return provider
+    server_tracer = ServerTracer(
+        sampler=provider.sampler,
+        id_generator=provider.id_generator,
+        resource=provider.resource,
+        processor=pipeline,
+        limits=limits,
+        scope=InstrumentationScope(scope_name, ""),  # as provider.get_tracer(scope_name) has it
+    )
+    return Tracing(provider, server_tracer)
 
 
 def _span_exporter(name: str, env: Mapping[str, str]) -> SpanExporter:
     if name == "console":
         return ConsoleSpanExporter()
+    from otel import span_exporters  # imports grpc: only when OTLP tracing is on
+
     timeout = otlp_timeout_seconds(env, "TRACES")
     if otlp_protocol(env, "TRACES") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as GrpcSpanExporter,
-        )
-
-        return GrpcSpanExporter(timeout=timeout)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    return OTLPSpanExporter(timeout=timeout)
+        return span_exporters.OTLPGrpcSpanExporter(timeout=timeout)
+    return span_exporters.OTLPHttpSpanExporter(timeout=timeout)
 
 
 def instrument_sqlalchemy(engine: Any, tracer: Tracer) -> None:

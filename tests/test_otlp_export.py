@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -154,3 +155,59 @@ def _app_counts(received: Received) -> dict[tuple[str, str, str], int]:
         return {k: v for k, v in counts(received).items() if k[1] != "/health"}
     except StopIteration:
         return {}
+
+
+@pytest.fixture(params=sorted(RECEIVERS))
+def traced(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Received]]:
+    """A service exporting spans over one protocol; yields its URL and what arrived."""
+    protocol = request.param
+    with RECEIVERS[protocol]() as (endpoint, received):
+        processes = Processes(tmp_path)
+        env = {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'memos.db'}",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        }
+        try:
+            yield start_service(processes, "service", env), received
+        finally:
+            processes.stop_all()
+
+
+def received_spans(received: Received) -> list[tuple[str, Any, dict[str, Any]]]:
+    """(scope name, span, attributes) for every span received."""
+    return [
+        (scope.scope.name, span, attributes(span.attributes))
+        for request in received.traces
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    ]
+
+
+def test_server_spans_and_their_database_children_arrive(traced: tuple[str, Received]) -> None:
+    url, received = traced
+    with httpx.Client(base_url=url) as client:
+        memo = client.post("/memos/", json={"title": "t", "content": "c"}).json()
+        client.get(f"/memos/{memo['id']}", headers={"user-agent": "otlp-test"})
+
+    def served(r: Received) -> bool:
+        return any(span.name == "GET /memos/{memo_id}" for _, span, _ in received_spans(r))
+
+    received.wait_for(served)
+    spans = received_spans(received)
+    [(scope, server, attrs)] = [s for s in spans if s[1].name == "GET /memos/{memo_id}"]
+    assert scope == "otel.fastapi"
+    assert server.kind == server.SPAN_KIND_SERVER
+    assert attrs["http.route"] == "/memos/{memo_id}"
+    assert attrs["http.response.status_code"] == 200
+    assert attrs["user_agent.original"] == "otlp-test"
+    assert server.end_time_unix_nano > server.start_time_unix_nano
+    received.wait_for(
+        lambda r: any(s.parent_span_id == server.span_id for _, s, _ in received_spans(r))
+    )
+    children = [s for _, s, _ in received_spans(received) if s.parent_span_id == server.span_id]
+    assert all(child.trace_id == server.trace_id for child in children)
+    assert any("SELECT" in child.name or "memos" in child.name for child in children)

@@ -1,0 +1,228 @@
+"""The middleware's ServerTracer against the SDK's own Tracer: the same spans reach the processors.
+
+Each case runs the same requests through two apps that differ only in what starts the server
+span, and compares every exported field but the random ids and the clocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from otel.aggregator import RequestAggregator
+from otel.middleware import TelemetryMiddleware
+from otel.routes import RouteTemplates
+from otel.server_span import ServerSpan
+from otel.tracing import build_tracing
+
+SAMPLED_PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+UNSAMPLED_PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+
+
+class Starts(SpanProcessor):
+    """Records what on_start saw, as a processor a user adds would."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self.names.append(span.name)
+        span.set_attribute("added.on_start", True)
+
+
+def build_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"item_id": item_id}
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    @app.get("/enriched")
+    async def enriched() -> dict[str, str]:
+        span = trace.get_current_span()
+        span.set_attribute("memo.id", 7)
+        span.set_attribute("memo.tags", ("a", "b"))
+        span.set_attributes({"memo.title": "메모", "memo.ratio": 0.5, "memo.none": None})  # type: ignore[dict-item]
+        span.add_event("cache miss", {"key": "memo:7"})
+        span.add_link(trace.SpanContext(0xABC, 0xDEF, False), {"why": "batch"})
+        span.update_name("custom name")
+        span.set_status(StatusCode.ERROR, "handled")
+        return {"status": "ok"}
+
+    @app.get("/ok-then-boom")
+    async def ok_then_boom() -> None:
+        trace.get_current_span().set_status(StatusCode.OK)
+        raise RuntimeError("boom")
+
+    return app
+
+
+def exported(server_tracer: bool, requests: Callable[[TestClient], None]) -> list[dict[str, Any]]:
+    """The spans one app exports for `requests`, without ids and times."""
+    memory, starts = InMemorySpanExporter(), Starts()
+    resource = Resource({"service.name": "equivalence"})
+    tracing = build_tracing((), (starts, SimpleSpanProcessor(memory)), resource, {}, "otel.fastapi")
+    assert tracing is not None
+    app = build_app()
+    tracer = tracing.server_tracer if server_tracer else tracing.provider.get_tracer("otel.fastapi")
+    app.add_middleware(
+        TelemetryMiddleware, recorder=RequestAggregator(), routes=RouteTemplates(app), tracer=tracer
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        requests(client)
+    tracing.provider.shutdown()
+    return [described(span) for span in memory.get_finished_spans()] + [{"starts": starts.names}]
+
+
+def described(span: ReadableSpan) -> dict[str, Any]:
+    context, parent = span.context, span.parent
+    assert context is not None and span.instrumentation_scope is not None
+    return {
+        "name": span.name,
+        "kind": span.kind,
+        "attributes": dict(span.attributes or {}),
+        "dropped attributes": span.dropped_attributes,
+        "status": (span.status.status_code, span.status.description),
+        "events": [
+            (e.name, {k: v for k, v in (e.attributes or {}).items() if k != "exception.stacktrace"})
+            for e in span.events
+        ],
+        "stack": [bool("RuntimeError: boom" in str(e.attributes)) for e in span.events],
+        "dropped events": span.dropped_events,
+        "links": [(link.context.span_id, dict(link.attributes or {})) for link in span.links],
+        "trace id": context.trace_id if parent else "new",
+        "flags": int(context.trace_flags),
+        "parent": (parent.span_id, parent.is_remote) if parent else None,
+        "resource": dict(span.resource.attributes),
+        "scope": (span.instrumentation_scope.name, span.instrumentation_scope.version),
+        "times": span.start_time is not None and span.end_time >= span.start_time,  # type: ignore[operator]
+    }
+
+
+CASES: dict[str, Callable[[TestClient], None]] = {
+    "plain request": lambda c: c.get("/items/42?q=1", headers={"user-agent": "pytest"}),
+    "unmatched path": lambda c: c.get("/nowhere"),
+    "raised handler": lambda c: c.get("/boom"),
+    "handler enriches the span": lambda c: c.get("/enriched"),
+    "handler sets OK, a later error cannot override it": lambda c: c.get("/ok-then-boom"),
+    "sampled remote parent": lambda c: c.get("/items/1", headers={"traceparent": SAMPLED_PARENT}),
+    "unsampled remote parent": lambda c: c.get(
+        "/items/1", headers={"traceparent": UNSAMPLED_PARENT}
+    ),
+    "unknown method": lambda c: c.request("PURGE", "/items/1"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_same_spans_as_the_sdk_tracer(case: str) -> None:
+    sdk, ours = exported(False, CASES[case]), exported(True, CASES[case])
+    assert ours == sdk
+    assert len(sdk) >= 1
+
+
+LIMITS = {
+    "value length": {"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "5"},
+    "attribute count": {"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "3"},
+    "event and link counts": {
+        "OTEL_SPAN_EVENT_COUNT_LIMIT": "0",
+        "OTEL_SPAN_LINK_COUNT_LIMIT": "0",
+    },
+    "sampled out": {"OTEL_TRACES_SAMPLER": "always_off"},
+    # Deterministic: roots are dropped, the request with a sampled parent is kept.
+    "ratio sampler": {
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0",
+    },
+}
+
+
+@pytest.mark.parametrize("case", LIMITS)
+def test_limits_and_samplers_apply_as_on_sdk_spans(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in LIMITS[case].items():
+        monkeypatch.setenv(name, value)
+
+    def requests(client: TestClient) -> None:
+        client.get("/enriched")
+        client.get("/items/123456", headers={"traceparent": SAMPLED_PARENT})
+
+    assert exported(True, requests) == exported(False, requests)
+
+
+def test_the_server_span_is_ours_and_children_are_sdk_spans() -> None:
+    kinds: list[str] = []
+
+    class Kinds(SpanProcessor):
+        def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+            kinds.append(type(span).__name__)
+
+    tracing = build_tracing((), (Kinds(),), Resource({}), {}, "otel.fastapi")
+    assert tracing is not None
+    app = FastAPI()
+    child_tracer = tracing.provider.get_tracer("child")
+
+    @app.get("/")
+    async def root() -> dict[str, bool]:
+        with child_tracer.start_as_current_span("child") as child:
+            parent = child.parent  # type: ignore[attr-defined]
+            return {"parented": parent.span_id == server_span_id()}
+
+    def server_span_id() -> int:
+        return spans_seen[0].get_span_context().span_id
+
+    spans_seen: list[trace.Span] = []
+    original = tracing.server_tracer.start_span
+
+    def remember(*args: Any, **kwargs: Any) -> trace.Span:
+        span = original(*args, **kwargs)
+        spans_seen.append(span)
+        return span
+
+    tracing.server_tracer.start_span = remember  # type: ignore[method-assign]
+    app.add_middleware(
+        TelemetryMiddleware,
+        recorder=RequestAggregator(),
+        routes=RouteTemplates(app),
+        tracer=tracing.server_tracer,
+    )
+    with TestClient(app) as client:
+        assert client.get("/").json() == {"parented": True}
+    assert isinstance(spans_seen[0], ServerSpan)
+    assert kinds == ["ServerSpan", "_Span"]
+
+
+@pytest.fixture
+def ended_span() -> Iterator[trace.Span]:
+    tracing = build_tracing((), (SpanProcessor(),), Resource({}), {}, "otel.fastapi")
+    assert tracing is not None
+    span = tracing.server_tracer.start_span("GET", attributes={"a": 1})
+    span.end()
+    yield span
+
+
+def test_an_ended_span_ignores_changes_and_says_so(
+    ended_span: trace.Span, caplog: pytest.LogCaptureFixture
+) -> None:
+    ended_span.set_attribute("late", 1)
+    ended_span.update_name("late")
+    ended_span.end()
+    assert not ended_span.is_recording()
+    assert "late" not in ended_span.attributes  # type: ignore[attr-defined]
+    assert ended_span.name == "GET"  # type: ignore[attr-defined]
+    assert len([r for r in caplog.records if "has ended" in r.getMessage()]) == 3

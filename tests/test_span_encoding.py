@@ -1,0 +1,193 @@
+"""otel.span_encoding against the OTLP exporters' own encoder: the same message, decoded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as reference
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
+from opentelemetry.trace.span import TraceState
+
+from otel import span_encoding
+from otel.span_encoding import encode_spans
+
+Emit = Callable[[TracerProvider], None]
+
+
+def finished(emit: Emit, **provider_options: object) -> tuple[ReadableSpan, ...]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False, **provider_options)  # type: ignore[arg-type]
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    emit(provider)
+    spans = memory.get_finished_spans()
+    assert spans, "the case emitted no span"
+    return spans
+
+
+def assert_same_message(spans: tuple[ReadableSpan, ...]) -> None:
+    ours = ExportTraceServiceRequest.FromString(encode_spans(spans))
+    assert ours == reference(spans), f"ours:\n{ours}\nexporters':\n{reference(spans)}"
+
+
+def server_span(provider: TracerProvider) -> None:
+    span = provider.get_tracer("otel.fastapi").start_span(
+        "GET",
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": "GET", "url.path": "/memos/7", "server.port": 8000},
+    )
+    span.update_name("GET /memos/{memo_id}")
+    span.set_attribute("http.route", "/memos/{memo_id}")
+    span.set_attribute("http.response.status_code", 200)
+    span.end()
+
+
+def every_value_type(provider: TracerProvider) -> None:
+    with provider.get_tracer("t").start_as_current_span("values") as span:
+        span.set_attributes(
+            {
+                "str": "text",
+                "unicode": "메모 ✓",
+                "empty": "",
+                "true": True,
+                "false": False,
+                "zero": 0,
+                "negative": -5,
+                "large": 2**62,
+                "smallest": -(2**63),
+                "float": 0.25,
+                "negative float": -1.5e300,
+                "bytes": b"\x00\xff",
+                "strings": ("a", "b"),
+                "ints": (1, -2, 3),
+                "floats": (0.5,),
+                "bools": (True, False),
+                "no items": (),
+            }
+        )
+
+
+def events_links_status(provider: TracerProvider) -> None:
+    tracer = provider.get_tracer("t", "1.2.3", schema_url="https://opentelemetry.io/schemas/1.26")
+    linked = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(1))
+    with tracer.start_as_current_span("work", links=[Link(linked, {"why": "batch"})]) as span:
+        span.add_event("started", {"step": 1})
+        span.add_event("bare event")
+        span.record_exception(ValueError("bad memo"), {"extra": True})
+        span.set_status(Status(StatusCode.ERROR, "it failed"))
+    with tracer.start_as_current_span("fine", kind=SpanKind.CLIENT) as span:
+        span.set_status(StatusCode.OK)
+
+
+def remote_parent_with_trace_state(provider: TracerProvider) -> None:
+    parent = SpanContext(
+        0x1234567890ABCDEF1234567890ABCDEF,
+        0x1122334455667788,
+        is_remote=True,
+        trace_flags=TraceFlags(1),
+        trace_state=TraceState([("vendor", "value"), ("other", "x")]),
+    )
+    context = set_span_in_context(NonRecordingSpan(parent))
+    tracer = provider.get_tracer("t")
+    for kind in SpanKind:
+        tracer.start_span(f"child {kind.name}", context=context, kind=kind).end()
+
+
+def several_scopes(provider: TracerProvider) -> None:
+    provider.get_tracer("a").start_span("one").end()
+    provider.get_tracer("b", "2.0", attributes={"scope.attr": "x"}).start_span("two").end()
+    provider.get_tracer("a").start_span("three").end()
+
+
+def over_the_limits(provider: TracerProvider) -> None:
+    links = [Link(SpanContext(1, n + 1, False), {"n": n}) for n in range(3)]
+    span = provider.get_tracer("t").start_span("limited", links=links)
+    span.set_attributes({"a": "long value", "b": 2, "c": 3, "d": (1, 2, 3)})
+    for n in range(4):
+        span.add_event(f"event {n}", {"x": 1, "y": 2, "z": 3})
+    span.end()
+
+
+CASES = {
+    "server span": (server_span, {}),
+    "every value type": (every_value_type, {}),
+    "events, links, status": (events_links_status, {}),
+    "remote parent, trace state, every kind": (remote_parent_with_trace_state, {}),
+    "several scopes": (several_scopes, {}),
+    "over the limits": (
+        over_the_limits,
+        {
+            "span_limits": SpanLimits(
+                max_span_attributes=2,
+                max_events=2,
+                max_links=1,
+                max_event_attributes=1,
+                max_attribute_length=4,
+            )
+        },
+    ),
+    "resource with schema url": (
+        server_span,
+        {"resource": Resource({"service.name": "memo"}, "https://opentelemetry.io/schemas/1.21")},
+    ),
+    "empty resource": (server_span, {"resource": Resource({})}),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_same_message_as_the_exporters_encoder(case: str) -> None:
+    emit, options = CASES[case]
+    assert_same_message(finished(emit, **options))
+
+
+def test_a_batch_of_many_spans_from_one_provider() -> None:
+    def many(provider: TracerProvider) -> None:
+        for _ in range(50):
+            server_span(provider)
+            several_scopes(provider)
+
+    spans = finished(many)
+    assert_same_message(spans)
+    assert len(ExportTraceServiceRequest.FromString(encode_spans(spans)).resource_spans) == 1
+
+
+def test_an_int_beyond_int64_is_dropped_as_the_exporters_drop_it() -> None:
+    def huge(provider: TracerProvider) -> None:
+        provider.get_tracer("t").start_span("huge", attributes={"big": 2**64, "ok": 1}).end()
+
+    spans = finished(huge)
+    assert_same_message(spans)
+    decoded = ExportTraceServiceRequest.FromString(encode_spans(spans))
+    keys = [kv.key for kv in decoded.resource_spans[0].scope_spans[0].spans[0].attributes]
+    assert keys == ["ok"]
+
+
+@pytest.fixture
+def tiny_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(span_encoding, "_CACHE_LIMIT", 3)
+    span_encoding._pair_cache.clear()
+    yield
+    span_encoding._pair_cache.clear()
+
+
+@pytest.mark.usefixtures("tiny_cache")
+def test_the_pair_cache_stays_bounded_and_answers_the_same_bytes() -> None:
+    spans = finished(every_value_type)
+    first = encode_spans(spans)
+    assert len(span_encoding._pair_cache) <= 3
+    assert encode_spans(spans) == first
+    assert_same_message(spans)
