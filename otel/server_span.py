@@ -14,6 +14,7 @@ span. `tests/test_server_span.py` checks the exported spans match the SDK tracer
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from collections.abc import Mapping
 from time import time_ns
@@ -34,6 +35,8 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 log = logging.getLogger(__name__)
 
 _UNSET = Status(StatusCode.UNSET)
+# Guards the rare switches to the SDK's containers, should handler threads write concurrently.
+_SWITCHING = threading.Lock()
 _PLAIN_TYPES = frozenset((str, int, float, bool))
 
 
@@ -155,29 +158,15 @@ class ServerSpan(trace.Span):
         if self._ended("add an event"):
             return
         limits = self._tracer.limits
-        if self._events is None:
-            self._events = BoundedList(limits.max_events)
-        bounded = BoundedAttributes(
-            limits.max_event_attributes,
-            attributes,
-            immutable=True,
-            max_value_len=limits.max_attribute_length,
-        )
-        self._events.append(Event(name, bounded, timestamp))
+        event = Event(name, _frozen(limits.max_event_attributes, attributes, limits), timestamp)
+        self._bounded_list("_events", limits.max_events).append(event)
 
     def add_link(self, context: SpanContext, attributes: Mapping[str, Any] | None = None) -> None:
         if self._ended("add a link") or not _valid_link(context, attributes):
             return
         limits = self._tracer.limits
-        if self._links is None:
-            self._links = BoundedList(limits.max_links)
-        bounded = BoundedAttributes(
-            limits.max_link_attributes,
-            attributes,
-            immutable=True,
-            max_value_len=limits.max_attribute_length,
-        )
-        self._links.append(Link(context, bounded))
+        link = Link(context, _frozen(limits.max_link_attributes, attributes, limits))
+        self._bounded_list("_links", limits.max_links).append(link)
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
         # As the SDK: OK is final, UNSET is ignored, a description only comes with a code.
@@ -248,7 +237,9 @@ class ServerSpan(trace.Span):
             maximum = self._tracer.limits.max_span_attributes  # None: no limit
             if maximum is None or len(attributes) < maximum or key in attributes:
                 attributes[key] = value
-                return
+                if self._attributes is attributes:
+                    return
+                # Another thread moved the attributes to the SDK's container meanwhile.
         self._bounded()[key] = value
 
     def _all_plain(self, attributes: Mapping[str, Any]) -> bool:
@@ -274,15 +265,34 @@ class ServerSpan(trace.Span):
 
     def _bounded(self) -> BoundedAttributes:
         """From now on, the SDK's container validates and bounds every attribute."""
-        if not isinstance(self._attributes, BoundedAttributes):
-            limits = self._tracer.limits
-            self._attributes = BoundedAttributes(
-                limits.max_span_attributes,
-                self._attributes,
-                immutable=False,
-                max_value_len=limits.max_span_attribute_length,
-            )
-        return self._attributes
+        with _SWITCHING:
+            if not isinstance(self._attributes, BoundedAttributes):
+                limits = self._tracer.limits
+                self._attributes = BoundedAttributes(
+                    limits.max_span_attributes,
+                    self._attributes,
+                    immutable=False,
+                    max_value_len=limits.max_span_attribute_length,
+                )
+            return self._attributes
+
+    def _bounded_list(self, name: str, maxlen: int | None) -> BoundedList[Any]:
+        """The span's events or links, created on first use."""
+        with _SWITCHING:
+            found: BoundedList[Any] | None = getattr(self, name)
+            if found is None:
+                found = BoundedList(maxlen)
+                setattr(self, name, found)
+            return found
+
+
+def _frozen(
+    maxlen: int | None, attributes: Mapping[str, Any] | None, limits: SpanLimits
+) -> BoundedAttributes:
+    """An event's or link's attributes, validated and bounded as the SDK does."""
+    return BoundedAttributes(
+        maxlen, attributes, immutable=True, max_value_len=limits.max_attribute_length
+    )
 
 
 def _valid_link(context: SpanContext, attributes: Mapping[str, Any] | None) -> bool:

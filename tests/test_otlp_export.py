@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +19,29 @@ from tests.servers import Processes, start_service
 RECEIVERS = {"grpc": grpc_receiver, "http/protobuf": http_receiver}
 
 
-@pytest.fixture(params=sorted(RECEIVERS))
-def exported(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Received]]:
-    """A service exporting every 500 ms over one protocol; yields its URL and what arrived."""
-    protocol = request.param
+@contextmanager
+def exporting(protocol: str, tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[str, Received]]:
+    """The service pushing over OTLP `protocol` to a receiver; yields its URL and what arrived."""
     with RECEIVERS[protocol]() as (endpoint, received):
         processes = Processes(tmp_path)
         env = {
             "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'memos.db'}",
-            "OTEL_METRICS_EXPORTER": "otlp",
             "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
             "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-            "OTEL_METRIC_EXPORT_INTERVAL": "500",
+            **env,
         }
         try:
-            url = start_service(processes, "service", env)
-            yield url, received
+            yield start_service(processes, "service", env), received
         finally:
             processes.stop_all()
+
+
+@pytest.fixture(params=sorted(RECEIVERS))
+def exported(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Received]]:
+    """A service exporting metrics every 500 ms over one protocol."""
+    env = {"OTEL_METRICS_EXPORTER": "otlp", "OTEL_METRIC_EXPORT_INTERVAL": "500"}
+    with exporting(request.param, tmp_path, env) as pushed:
+        yield pushed
 
 
 def send_requests(url: str) -> None:
@@ -159,21 +165,10 @@ def _app_counts(received: Received) -> dict[tuple[str, str, str], int]:
 
 @pytest.fixture(params=sorted(RECEIVERS))
 def traced(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Received]]:
-    """A service exporting spans over one protocol; yields its URL and what arrived."""
-    protocol = request.param
-    with RECEIVERS[protocol]() as (endpoint, received):
-        processes = Processes(tmp_path)
-        env = {
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'memos.db'}",
-            "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
-            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-            "OTEL_BSP_SCHEDULE_DELAY": "200",
-        }
-        try:
-            yield start_service(processes, "service", env), received
-        finally:
-            processes.stop_all()
+    """A service exporting spans over one protocol (metrics stay on /metrics)."""
+    env = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_BSP_SCHEDULE_DELAY": "200"}
+    with exporting(request.param, tmp_path, env) as pushed:
+        yield pushed
 
 
 def received_spans(received: Received) -> list[tuple[str, Any, dict[str, Any]]]:
