@@ -58,7 +58,7 @@ def encode_spans(spans: Iterable[ReadableSpan]) -> bytes:
         entry[1].append(_field(2, _span(span)))
     out = []
     for resource, by_scope in groups.values():
-        body = [_field(1, _attributes(resource.attributes))]
+        body = [_field(1, _pairs(1, resource.attributes))]
         for scope, encoded in by_scope.values():
             body.append(_field(2, _scope_header(scope) + b"".join(encoded) + _schema(scope)))
         if resource.schema_url:
@@ -156,10 +156,6 @@ def _scope_header(scope: InstrumentationScope | None) -> bytes:
 
 def _schema(scope: InstrumentationScope | None) -> bytes:
     return _string(3, scope.schema_url) if scope is not None and scope.schema_url else b""
-
-
-def _attributes(attributes: Mapping[str, Any] | None) -> bytes:
-    return _pairs(1, attributes)
 
 
 def _pairs(field_number: int, attributes: Mapping[str, Any] | None) -> bytes:

@@ -24,6 +24,8 @@ from otel.span_encoding import encode_spans
 class OTLPHttpSpanExporter(HttpSpanExporter):
     """OTLP/HTTP: the request body is our encoding; the exporter's client sends it."""
 
+    # Replaces the exporter's export(): its request-size limit and its own (opt-in) SDK metrics
+    # are not applied; endpoint, headers, TLS, compression, timeout and retries are its client's.
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:
             return SpanExportResult.FAILURE

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,15 +104,6 @@ def test_every_recording_rule_is_tested() -> None:
 
 
 # --- the push paths' alert on a real Prometheus with the real app ---
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    processes = Processes(tmp_path)
-    try:
-        yield processes
-    finally:
-        processes.stop_all()
 
 
 def _alert_states(prometheus: str, name: str) -> set[str]:
