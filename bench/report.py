@@ -220,8 +220,8 @@ def _method(results: Results) -> str:
   `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`, `OTEL_EXPORTER_OTLP_ENDPOINT` set to the sink and
   `OTEL_METRIC_EXPORT_INTERVAL=1000`. The tracing variants sample every request and export in
   batches: ours with `OTEL_TRACES_EXPORTER=otlp` and `OTEL_TRACES_SAMPLER=always_on` (its server
-  span from `otel/server_span.py`, through the SDK's `BatchSpanProcessor` and OTLP/HTTP exporter
-  sending the encoding of `otel/span_encoding.py`), upstream
+  span from `otel/traces/server_span.py`, through the SDK's `BatchSpanProcessor` and OTLP/HTTP
+  exporter sending the encoding of `otel/traces/span_encoding.py`), upstream
   with an SDK `TracerProvider` (default sampler) and a `BatchSpanProcessor`, keeping the
   instrumentor's default spans (a server span and one per ASGI `send`).
 - **Scrape.** One process per size on core 0 builds our app (`setup_telemetry(app,

@@ -24,8 +24,8 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from otel.span_encoding import encode_spans
-from otel.tracing import build_tracing
+from otel.traces.provider import build_tracing
+from otel.traces.span_encoding import encode_spans
 
 ATTRIBUTES = {  # what otel/middleware.py sets on a GET /items/42
     "http.request.method": "GET",

@@ -7,7 +7,7 @@ telemetry.shutdown()
 """
 
 from otel.config import TelemetryConfig, TelemetryConfigError
-from otel.contract import CONTRACT, UNMATCHED_ENDPOINT, MetricSpec
+from otel.metrics.contract import CONTRACT, UNMATCHED_ENDPOINT, MetricSpec
 from otel.setup import Telemetry, setup_telemetry
 
 __all__ = [

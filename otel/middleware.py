@@ -4,7 +4,7 @@ when tracing is on, wraps it in a server span named by method and route template
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from contextvars import Token
 from time import perf_counter
 from typing import Any, Protocol
@@ -13,17 +13,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from otel.contract import OTHER_METHOD, STANDARD_METHODS, UNMATCHED_ENDPOINT
+from otel.metrics.contract import OTHER_METHOD, STANDARD_METHODS, UNMATCHED_ENDPOINT
 from otel.routes import RouteTemplates
 
 log = logging.getLogger(__name__)
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class RequestRecorder(Protocol):
@@ -42,10 +37,6 @@ class SpanStarter(Protocol):
     ) -> trace.Span: ...
 
 
-class MetricsEndpoint(Protocol):
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
-
-
 class TelemetryMiddleware:
     """Counts and times each request under its route template; a raised handler counts as 500.
 
@@ -59,7 +50,7 @@ class TelemetryMiddleware:
         recorder: RequestRecorder,
         routes: RouteTemplates,
         metrics_path: str | None = None,
-        metrics_endpoint: MetricsEndpoint | None = None,
+        metrics_endpoint: ASGIApp | None = None,
         tracer: SpanStarter | None = None,
     ) -> None:
         self.app = app

@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from starlette.routing import BaseRoute, Mount
+from starlette.types import Scope
 
-from otel.contract import UNMATCHED_ENDPOINT
+from otel.metrics.contract import UNMATCHED_ENDPOINT
 
 
 class RouteTemplates:
@@ -24,7 +25,7 @@ class RouteTemplates:
         self._app = app
         self._templates: dict[int, str] = {}
 
-    def endpoint(self, scope: dict[str, Any]) -> str:
+    def endpoint(self, scope: Scope) -> str:
         key = scope.get("route") or scope.get("endpoint")
         if key is None:
             return UNMATCHED_ENDPOINT

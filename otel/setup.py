@@ -14,21 +14,21 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
-from otel.aggregator import RequestAggregator
 from otel.config import DEFAULT_SERVICE_NAME, TelemetryConfig
-from otel.exporters import build_readers
-from otel.exposition import MetricsEndpoint
+from otel.export.endpoint import MetricsEndpoint
+from otel.export.readers import build_readers
+from otel.export.workers import WorkerExchange, workers_dir
+from otel.metrics.aggregator import RequestAggregator
+from otel.metrics.runtime import observe_runtime
+from otel.metrics.views import contract_views
 from otel.middleware import TelemetryMiddleware
 from otel.routes import RouteTemplates
-from otel.runtime import observe_runtime
-from otel.tracing import build_tracing, instrument_redis, instrument_sqlalchemy
-from otel.views import contract_views
-from otel.workers import WorkerExchange, workers_dir
+from otel.traces.provider import build_tracing, instrument_redis, instrument_sqlalchemy
 
 log = logging.getLogger(__name__)
 
 INSTRUMENTATION_NAME = "otel.fastapi"
-RUNTIME_INSTRUMENTATION_NAME = "otel.runtime"
+RUNTIME_INSTRUMENTATION_NAME = "otel.metrics.runtime"
 
 
 @dataclass

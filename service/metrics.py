@@ -10,7 +10,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from otel import Telemetry
-from otel.contract import ACTIVE_CONNECTIONS, MEMO_TOTAL
+from otel.metrics.contract import ACTIVE_CONNECTIONS, MEMO_TOTAL
 from service import repository
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from otel.contract import OTHER_METHOD, STANDARD_METHODS, UNMATCHED_ENDPOINT
+from otel.metrics.contract import OTHER_METHOD, STANDARD_METHODS, UNMATCHED_ENDPOINT
 from tests.faults.support import SOAK, empty_redis_database, fresh_postgres_database, rss_kib
 from tests.helpers import Scrape
 from tests.servers import Processes, start_service

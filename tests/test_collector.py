@@ -23,8 +23,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from otel.contract import CONTRACT
-from otel.naming import metric_name
+from otel.metrics.contract import CONTRACT
+from otel.metrics.naming import metric_name
 from tests.test_compose import (
     DEV,
     DUMMY_SECRETS,
@@ -277,7 +277,7 @@ def test_prometheus_exporter_options_give_the_contract_names_and_labels() -> Non
 
 
 def test_underscore_escaping_with_suffixes_gives_the_contract_names() -> None:
-    """What the SDK sends, named as the collector's translator does (otel/naming.py mirrors it)."""
+    """What the SDK sends, named as the collector's translator does (otel/metrics/naming.py)."""
     for spec in CONTRACT:
         name = metric_name(spec.stream, spec.unit, monotonic_sum=spec.kind == "counter")
         assert name == spec.prometheus_name

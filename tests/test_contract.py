@@ -7,7 +7,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from otel.contract import DURATION_BUCKETS, UNMATCHED_ENDPOINT
+from otel.metrics.contract import DURATION_BUCKETS, UNMATCHED_ENDPOINT
 from tests.helpers import RUNTIME_SERIES
 
 BUCKET_LABELS = [

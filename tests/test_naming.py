@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from otel.naming import job_and_instance, label_name, metric_name
+from otel.metrics.naming import job_and_instance, label_name, metric_name
 
 
 @pytest.mark.parametrize(

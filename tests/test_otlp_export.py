@@ -11,7 +11,7 @@ import httpx
 import pytest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
-from otel.naming import metric_name
+from otel.metrics.naming import metric_name
 from tests.helpers import RUNTIME_SERIES
 from tests.otlp_receiver import Received, attributes, grpc_receiver, http_receiver
 from tests.servers import Processes, start_service
@@ -130,7 +130,7 @@ CONTRACT_PROMETHEUS_NAMES = {
 def test_the_collectors_translation_gives_the_contract_names(
     exported: tuple[str, Received],
 ) -> None:
-    """What arrives, named as the collector's Prometheus exporter names it (otel/naming.py)."""
+    """What arrives, named as the collector's Prometheus exporter does (otel/metrics/naming.py)."""
     url, received = exported
     send_requests(url)
     received.wait_for(lambda r: _app_counts(r) == EXPECTED_COUNTS)

@@ -11,10 +11,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from otel.aggregator import RequestAggregator
-from otel.recorder import SdkRequestRecorder
-from otel.render import render
-from otel.views import contract_views
+from otel.export.render import render_request_metrics
+from otel.metrics.aggregator import RequestAggregator
+from otel.metrics.views import contract_views
+from tests.sdk_recorder import SdkRequestRecorder
 
 ENDPOINTS = ["/memos/", "/memos/{memo_id}", "<unmatched>", '/odd/"quoted"\\path']
 METHODS = ["GET", "POST", "DELETE", "_OTHER"]
@@ -50,7 +50,7 @@ def fast_exposition(sequence: list[tuple[str, str, int, float]], openmetrics: bo
     aggregator = RequestAggregator()
     for request in sequence:
         aggregator.record(*request)
-    text = render(aggregator.entries(), aggregator.bounds, openmetrics=openmetrics)
+    text = render_request_metrics(aggregator.entries(), aggregator.bounds, openmetrics=openmetrics)
     return sorted(line for line in text.splitlines() if "fastapi_" in line)
 
 
@@ -64,7 +64,7 @@ def test_large_counts_are_written_as_prometheus_client_writes_them() -> None:
     aggregator = RequestAggregator()
     aggregator.record("GET", "/x", 200, 0.001)
     aggregator._entries["GET", "/x"].statuses[200] = 1_234_567
-    text = render(aggregator.entries(), aggregator.bounds, openmetrics=False)
+    text = render_request_metrics(aggregator.entries(), aggregator.bounds, openmetrics=False)
     assert (
         'fastapi_requests_total{endpoint="/x",method="GET",status_code="200"} 1.234567e+06' in text
     )

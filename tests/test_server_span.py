@@ -20,11 +20,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from otel.aggregator import RequestAggregator
+from otel.metrics.aggregator import RequestAggregator
 from otel.middleware import TelemetryMiddleware
 from otel.routes import RouteTemplates
-from otel.server_span import ServerSpan
-from otel.tracing import build_tracing
+from otel.traces.provider import build_tracing
+from otel.traces.server_span import ServerSpan
 
 SAMPLED_PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 UNSAMPLED_PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"

@@ -1,4 +1,4 @@
-"""otel.span_encoding against the OTLP exporters' own encoder: the same message, decoded."""
+"""otel.traces.span_encoding against the OTLP exporters' own encoder: the same message, decoded."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.span import TraceState
 
-from otel import span_encoding
-from otel.span_encoding import encode_spans
+from otel.traces import span_encoding
+from otel.traces.span_encoding import encode_spans
 
 Emit = Callable[[TracerProvider], None]
 

@@ -18,7 +18,7 @@ from prometheus_client import (
     ProcessCollector,
 )
 
-from otel.contract import (
+from otel.metrics.contract import (
     DURATION_BUCKETS,
     OTHER_METHOD,
     REQUEST_DURATION,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opentelemetry.metrics import Meter
 
-from otel.contract import REQUEST_DURATION, REQUESTS
+from otel.metrics.contract import REQUEST_DURATION, REQUESTS
 
 _STATUS_TEXT = {code: str(code) for code in range(100, 600)}
 

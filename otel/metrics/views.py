@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
-from otel.contract import CONTRACT, MetricSpec
+from otel.metrics.contract import CONTRACT, MetricSpec
 
 
 def contract_views() -> list[View]:

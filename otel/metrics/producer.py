@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from time import time_ns
 
-from opentelemetry.sdk.metrics._internal.exemplar import Exemplar as SdkExemplar
+from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Histogram,
@@ -20,8 +20,8 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
-from otel.aggregator import Entry, RequestAggregator
-from otel.contract import REQUEST_DURATION, REQUESTS
+from otel.metrics.aggregator import Entry, RequestAggregator
+from otel.metrics.contract import REQUEST_DURATION, REQUESTS
 
 
 @dataclass
@@ -84,7 +84,7 @@ class RequestMetricsProducer:
             min=None,  # type: ignore[arg-type]  # not tracked: optional in OTLP
             max=None,  # type: ignore[arg-type]
             exemplars=[
-                SdkExemplar({}, e.value, e.time_unix_nano, span_id=e.span_id, trace_id=e.trace_id)
+                Exemplar({}, e.value, e.time_unix_nano, span_id=e.span_id, trace_id=e.trace_id)
                 for e in entry.exemplars or ()
                 if e is not None and e.time_unix_nano >= start
             ],

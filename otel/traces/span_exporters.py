@@ -1,6 +1,6 @@
 """The SDK's OTLP span exporters (settings, transport, retries), sending our encoding.
 
-The exporters' own encoder costs about five times `otel.span_encoding` per span; everything
+The exporters' own encoder costs about five times `otel.traces.span_encoding` per span; everything
 else about them (endpoint, headers, TLS, compression, timeouts, retries) is theirs.
 """
 
@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from otel.span_encoding import encode_spans
+from otel.traces.span_encoding import encode_spans
 
 
 class OTLPHttpSpanExporter(HttpSpanExporter):

@@ -23,7 +23,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 
 from otel.config import otlp_protocol, otlp_timeout_seconds
-from otel.server_span import ServerTracer
+from otel.traces.server_span import ServerTracer
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def build_tracing(
 def _span_exporter(name: str, env: Mapping[str, str]) -> SpanExporter:
     if name == "console":
         return ConsoleSpanExporter()
-    from otel import span_exporters  # imports grpc: only when OTLP tracing is on
+    from otel.traces import span_exporters  # imports grpc: only when OTLP tracing is on
 
     timeout = otlp_timeout_seconds(env, "TRACES")
     if otlp_protocol(env, "TRACES") == "grpc":

@@ -3,7 +3,7 @@
 Transport (snappy-compressed protobuf over HTTP) comes from
 `opentelemetry-exporter-prometheus-remote-write`; its translation does not: it appends the raw
 unit (`_s`), no `_total`, sends histogram buckets uncumulated and every resource attribute as a
-label. This one names series as the collector does (`otel/naming.py`), sets `job` and
+label. This one names series as the collector does (`otel/metrics/naming.py`), sets `job` and
 `instance` from `service.name` and `service.instance.id`, and carries exemplars.
 """
 
@@ -23,8 +23,8 @@ from opentelemetry.exporter.prometheus_remote_write.gen.types_pb2 import (  # ty
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, Metric, MetricsData, Sum
 
 from otel.config import TelemetryConfigError
-from otel.naming import job_and_instance, label_name, metric_name
-from otel.render import floatToGoString
+from otel.export.render import floatToGoString
+from otel.metrics.naming import job_and_instance, label_name, metric_name
 
 ENDPOINT_VARIABLE = "OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_ENDPOINT"
 

@@ -12,13 +12,13 @@ from time import monotonic
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.metrics_core import Metric as Family
+from prometheus_client.metrics_core import Metric as MetricFamily
 
 # One collection reads /proc once for all the families, not once for each.
 _FRESH_FOR_SECONDS = 0.1
 
 
-class _Families:
+class _RuntimeFamilies:
     def __init__(self) -> None:
         registry = CollectorRegistry(auto_describe=False)
         self._collectors = [
@@ -27,9 +27,9 @@ class _Families:
             ProcessCollector(registry=registry),
         ]
         self._read_at = -1.0
-        self._families: dict[str, Family] = {}
+        self._families: dict[str, MetricFamily] = {}
 
-    def current(self) -> dict[str, Family]:
+    def current(self) -> dict[str, MetricFamily]:
         if monotonic() - self._read_at > _FRESH_FOR_SECONDS:
             self._families = {f.name: f for c in self._collectors for f in c.collect()}
             self._read_at = monotonic()
@@ -37,7 +37,7 @@ class _Families:
 
 
 def observe_runtime(meter: Meter) -> None:
-    families = _Families()
+    families = _RuntimeFamilies()
     for name, family in families.current().items():
         callback = _observer(families, name)
         if family.type == "counter":
@@ -50,7 +50,9 @@ def observe_runtime(meter: Meter) -> None:
             )
 
 
-def _observer(families: _Families, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+def _observer(
+    families: _RuntimeFamilies, name: str
+) -> Callable[[CallbackOptions], Iterable[Observation]]:
     def observe(options: CallbackOptions) -> Iterable[Observation]:
         family = families.current().get(name)
         if family is None:

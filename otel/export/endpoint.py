@@ -7,12 +7,12 @@ import gzip
 import anyio.to_thread
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import Metric as MetricFamily
+from starlette.types import Receive, Scope, Send
 
-from otel.aggregator import RequestAggregator
-from otel.middleware import Receive, Scope, Send
-from otel.render import render
-from otel.workers import Snapshot, WorkerExchange, merge, snapshot_of
+from otel.export.render import render_request_metrics
+from otel.export.workers import Snapshot, WorkerExchange, merge, snapshot_of
+from otel.metrics.aggregator import RequestAggregator
 
 _EOF = "# EOF\n"
 
@@ -34,40 +34,40 @@ class MetricsEndpoint:
             return
         headers = dict(scope.get("headers", ()))
         accept = headers.get(b"accept", b"").decode("latin-1")
-        body, content_type = await anyio.to_thread.run_sync(self.render, accept)
+        body, content_type = await anyio.to_thread.run_sync(self.exposition, accept)
         extra = []
         if b"gzip" in headers.get(b"accept-encoding", b""):
             body = gzip.compress(body, compresslevel=1)
             extra.append((b"content-encoding", b"gzip"))
         await _respond(send, 200, body, content_type.encode(), extra, scope["method"] == "HEAD")
 
-    def render(self, accept: str) -> tuple[bytes, str]:
+    def exposition(self, accept: str) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept)
         openmetrics = content_type.startswith("application/openmetrics-text")
-        families: CollectorRegistry | _Families
+        families: CollectorRegistry | CollectedFamilies
         if self.exchange is None:
             entries, families = self._aggregator.entries(), self._registry
         else:
             merged, merged_families = merge(self.snapshot(), self.exchange.peer_snapshots())
-            entries, families = merged, _Families(merged_families)
-        ours = render(entries, self._aggregator.bounds, openmetrics=openmetrics)
+            entries, families = merged, CollectedFamilies(merged_families)
+        ours = render_request_metrics(entries, self._aggregator.bounds, openmetrics=openmetrics)
         rest = encoder(families).decode()  # any object with collect() will do
         if openmetrics:
             rest = rest.removesuffix(_EOF) + _EOF
         return (ours + rest).encode(), content_type
 
     def snapshot(self) -> Snapshot:
-        """This worker's state, for its peers (see otel/workers.py)."""
+        """This worker's state, for its peers (see otel/export/workers.py)."""
         return snapshot_of(self._aggregator.entries(), self._registry.collect())
 
 
-class _Families:
+class CollectedFamilies:
     """Already collected families, in the shape prometheus_client's encoders read."""
 
-    def __init__(self, families: list[Metric]) -> None:
+    def __init__(self, families: list[MetricFamily]) -> None:
         self._families = families
 
-    def collect(self) -> list[Metric]:
+    def collect(self) -> list[MetricFamily]:
         return self._families
 
 

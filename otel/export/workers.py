@@ -26,9 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import Metric as MetricFamily
 
-from otel.aggregator import Entry, Exemplar
+from otel.metrics.aggregator import Entry, RequestExemplar
 
 log = logging.getLogger(__name__)
 
@@ -154,21 +154,21 @@ def _read_final(path: Path) -> Snapshot:
 # --- snapshots: plain JSON of the aggregator entries and the registry's families ---------------
 
 
-def snapshot_of(entries: Iterable[Entry], families: Iterable[Metric]) -> Snapshot:
+def snapshot_of(entries: Iterable[Entry], families: Iterable[MetricFamily]) -> Snapshot:
     return {
         "entries": [_entry_json(e) for e in entries],
         "families": [_family_json(f) for f in families],
     }
 
 
-def merge(own: Snapshot, peers: Iterable[Snapshot]) -> tuple[list[Entry], list[Metric]]:
+def merge(own: Snapshot, peers: Iterable[Snapshot]) -> tuple[list[Entry], list[MetricFamily]]:
     """The sum of all workers' request metrics, and their families merged by GAUGE_MERGE."""
     snapshots = [own, *peers]
     entries: dict[tuple[str, str], Entry] = {}
     for snapshot in snapshots:
         for data in snapshot["entries"]:
             _add_entry(entries, _entry(data))
-    families: dict[str, Metric] = {}
+    families: dict[str, MetricFamily] = {}
     for index, snapshot in enumerate(snapshots):
         for data in snapshot["families"]:
             _add_family(families, data, local=index == 0)
@@ -197,7 +197,7 @@ def _entry(data: list[Any]) -> Entry:
         {int(code): n for code, n in statuses.items()},
         list(buckets),
         total,
-        [None if e is None else Exemplar(*e) for e in exemplars] or None,
+        [None if e is None else RequestExemplar(*e) for e in exemplars] or None,
     )
 
 
@@ -215,8 +215,8 @@ def _add_entry(entries: dict[tuple[str, str], Entry], entry: Entry) -> None:
 
 
 def _newest(
-    ours: list[Exemplar | None] | None, theirs: list[Exemplar | None] | None
-) -> list[Exemplar | None] | None:
+    ours: list[RequestExemplar | None] | None, theirs: list[RequestExemplar | None] | None
+) -> list[RequestExemplar | None] | None:
     if ours is None or theirs is None:
         return ours or theirs
     return [
@@ -225,7 +225,7 @@ def _newest(
     ]
 
 
-def _family_json(family: Metric) -> dict[str, Any]:
+def _family_json(family: MetricFamily) -> dict[str, Any]:
     return {
         "name": family.name,
         "documentation": family.documentation,
@@ -235,10 +235,10 @@ def _family_json(family: Metric) -> dict[str, Any]:
     }
 
 
-def _add_family(families: dict[str, Metric], data: dict[str, Any], *, local: bool) -> None:
+def _add_family(families: dict[str, MetricFamily], data: dict[str, Any], *, local: bool) -> None:
     family = families.get(data["name"])
     if family is None:
-        family = Metric(data["name"], data["documentation"], data["type"], data["unit"])
+        family = MetricFamily(data["name"], data["documentation"], data["type"], data["unit"])
         families[data["name"]] = family
     policy = "sum" if data["type"] in ADDITIVE_TYPES else GAUGE_MERGE.get(data["name"], "sum")
     if policy == "local" and not local:

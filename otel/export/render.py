@@ -12,15 +12,17 @@ from typing import cast
 
 from prometheus_client import utils
 
-from otel.aggregator import Entry, Exemplar
-from otel.contract import REQUEST_DURATION, REQUESTS
+from otel.metrics.aggregator import Entry, RequestExemplar
+from otel.metrics.contract import REQUEST_DURATION, REQUESTS
 
 floatToGoString = cast(Callable[[float], str], utils.floatToGoString)
 _REQUESTS = REQUESTS.prometheus_name
 _DURATION = REQUEST_DURATION.prometheus_name
 
 
-def render(entries: Iterable[Entry], bounds: tuple[float, ...], *, openmetrics: bool) -> str:
+def render_request_metrics(
+    entries: Iterable[Entry], bounds: tuple[float, ...], *, openmetrics: bool
+) -> str:
     entries = sorted(entries, key=lambda e: (e.endpoint, e.method))
     lines = _header(_REQUESTS, REQUESTS.description, "counter", openmetrics)
     for entry in entries:
@@ -61,7 +63,7 @@ def _histogram_lines(entry: Entry, les: list[str], openmetrics: bool) -> list[st
     return lines
 
 
-def _exemplar(exemplar: Exemplar) -> str:
+def _exemplar(exemplar: RequestExemplar) -> str:
     labels = f'span_id="{exemplar.span_id:016x}",trace_id="{exemplar.trace_id:032x}"'
     seconds = round(exemplar.time_unix_nano / 1e9, 3)
     return f" # {{{labels}}} {floatToGoString(exemplar.value)} {seconds}"

@@ -17,7 +17,7 @@ from time import time_ns
 
 from opentelemetry import trace
 
-from otel.contract import DURATION_BUCKETS, OTHER_METHOD
+from otel.metrics.contract import DURATION_BUCKETS, OTHER_METHOD
 
 # Beyond this many (method, endpoint) pairs new pairs share one overflow entry, as the SDK does.
 DEFAULT_MAX_ENTRIES = 2000
@@ -25,7 +25,7 @@ OVERFLOW_ENDPOINT = "<overflow>"
 
 
 @dataclass(slots=True, frozen=True)
-class Exemplar:
+class RequestExemplar:
     trace_id: int
     span_id: int
     value: float
@@ -39,7 +39,7 @@ class Entry:
     statuses: dict[int, int]
     buckets: list[int]  # not cumulative; the last one is +Inf
     sum: float
-    exemplars: list[Exemplar | None] | None
+    exemplars: list[RequestExemplar | None] | None
 
     @property
     def count(self) -> int:
@@ -90,7 +90,7 @@ class RequestAggregator:
             key = (OTHER_METHOD, OVERFLOW_ENDPOINT)
             if key in self._entries:
                 return self._entries[key]
-        exemplars: list[Exemplar | None] | None = (
+        exemplars: list[RequestExemplar | None] | None = (
             [None] * (len(self.bounds) + 1) if self._exemplars else None
         )
         entry = Entry(key[0], key[1], {}, [0] * (len(self.bounds) + 1), 0.0, exemplars)
@@ -101,4 +101,6 @@ class RequestAggregator:
 def _offer_exemplar(entry: Entry, index: int, seconds: float) -> None:
     context = trace.get_current_span().get_span_context()
     if context.trace_flags.sampled and entry.exemplars is not None:
-        entry.exemplars[index] = Exemplar(context.trace_id, context.span_id, seconds, time_ns())
+        entry.exemplars[index] = RequestExemplar(
+            context.trace_id, context.span_id, seconds, time_ns()
+        )

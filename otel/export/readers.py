@@ -23,9 +23,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 
-from otel.aggregator import RequestAggregator
 from otel.config import TelemetryConfig, otlp_protocol, otlp_timeout_seconds
-from otel.producer import RequestMetricsProducer
+from otel.metrics.aggregator import RequestAggregator
+from otel.metrics.producer import RequestMetricsProducer
 
 # Its own scope: OTLP encoders merge scope metrics by scope, the last one winning.
 SCOPE = InstrumentationScope("otel.fastapi.requests")
@@ -94,7 +94,7 @@ def _push_exporter(name: str, env: Mapping[str, str]) -> MetricExporter:
     if name == "otlp":
         return otlp_exporter(env)
     if name == "prometheus_remote_write":
-        from otel.remote_write import remote_write_exporter
+        from otel.export.remote_write import remote_write_exporter
 
         return remote_write_exporter(env)
     return ConsoleMetricExporter()
