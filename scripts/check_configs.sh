@@ -22,3 +22,22 @@ for path in collector remote-write; do
   env POSTGRES_PASSWORD=check GRAFANA_ADMIN_USER=check GRAFANA_ADMIN_PASSWORD=check \
     docker-compose -f docker-compose.prod.yml -f "docker-compose.prod.$path.yml" config -q
 done
+
+# --- Alertmanager ---
+
+# The committed file, and what render.sh makes of it with and without receivers.
+rendered=$(mktemp -d)
+trap 'rm -rf "$rendered"' EXIT
+sh alertmanager/render.sh alertmanager/alertmanager.yml "$rendered/none.yml" 2>/dev/null
+env ALERTMANAGER_PAGE_URL=https://page.example/hook ALERTMANAGER_NOTIFY_URL=https://chat.example/hook \
+  sh alertmanager/render.sh alertmanager/alertmanager.yml "$rendered/both.yml"
+amtool check-config alertmanager/alertmanager.yml "$rendered/none.yml" "$rendered/both.yml"
+# Each alert's receiver (alertmanager/tests/routes.txt: RECEIVER LABEL=VALUE...).
+grep -v '^\s*\(#\|$\)' alertmanager/tests/routes.txt | while read -r receiver labels; do
+  # shellcheck disable=SC2086  # one argument per label
+  if ! found=$(amtool config routes test --config.file=alertmanager/alertmanager.yml \
+      --verify.receivers="$receiver" $labels 2>/dev/null); then
+    echo "routes test: $labels reaches $found, not $receiver" >&2
+    exit 1
+  fi
+done
