@@ -16,10 +16,12 @@ promtool test rules prometheus/tests/*.yml
 # (dummies here).
 docker-compose -f docker-compose.yml config -q
 env POSTGRES_PASSWORD=check GRAFANA_ADMIN_USER=check GRAFANA_ADMIN_PASSWORD=check \
+  ALERTMANAGER_PAGE_URL=https://page.example/hook \
   docker-compose -f docker-compose.prod.yml config -q
 for path in collector remote-write; do
   docker-compose -f docker-compose.yml -f "docker-compose.$path.yml" config -q
   env POSTGRES_PASSWORD=check GRAFANA_ADMIN_USER=check GRAFANA_ADMIN_PASSWORD=check \
+    ALERTMANAGER_PAGE_URL=https://page.example/hook \
     docker-compose -f docker-compose.prod.yml -f "docker-compose.prod.$path.yml" config -q
 done
 

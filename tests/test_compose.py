@@ -31,7 +31,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT / "docker-compose.yml"
 PROD = ROOT / "docker-compose.prod.yml"
-SECRETS = ("POSTGRES_PASSWORD", "GRAFANA_ADMIN_USER", "GRAFANA_ADMIN_PASSWORD")
+SECRETS = (
+    "POSTGRES_PASSWORD",
+    "GRAFANA_ADMIN_USER",
+    "GRAFANA_ADMIN_PASSWORD",
+    "ALERTMANAGER_PAGE_URL",
+)
 DUMMY_SECRETS = {name: f"dummy-{name.lower().replace('_', '-')}" for name in SECRETS}
 
 # (host ip, host port, container port); "" is every interface. Services not listed publish nothing.
@@ -42,11 +47,13 @@ DEV_PORTS = {
     "prometheus": {("127.0.0.1", 9090, 9090)},
     "grafana": {("127.0.0.1", 3001, 3000)},
     "nginx": {("127.0.0.1", 8080, 8080)},
+    "alertmanager": {("127.0.0.1", 9093, 9093)},
 }
 PROD_PORTS = {
     "nginx": {("", 80, 8080)},
     "prometheus": {("127.0.0.1", 9090, 9090)},
     "grafana": {("127.0.0.1", 3001, 3000)},
+    "alertmanager": {("127.0.0.1", 9093, 9093)},
 }
 # A piece of each healthcheck command. The exporters' and the collector's images have no shell or
 # client to run one; Tempo's binary checks its own /ready.
@@ -58,6 +65,7 @@ HEALTHCHECKS = {
     "grafana": "http://127.0.0.1:3000/api/health",
     "nginx": "/stub_status",
     "tempo": "/tempo -health",
+    "alertmanager": "http://127.0.0.1:9093/-/healthy",
 }
 SERVICES = {
     *HEALTHCHECKS,
@@ -81,6 +89,7 @@ VOLUMES = {
     "grafana_data": ("grafana", "/var/lib/grafana"),
     "postgres_data": ("postgres", "/var/lib/postgresql/data"),
     "tempo_data": ("tempo", "/var/tempo"),
+    "alertmanager_data": ("alertmanager", "/alertmanager"),
 }
 # Repository path -> (service, mount point); all mounted read-only.
 CONFIG_MOUNTS = {
@@ -90,6 +99,7 @@ CONFIG_MOUNTS = {
     "nginx/conf.d": ("nginx", "/etc/nginx/conf.d"),
     "collector/otel-collector.yaml": ("otel-collector", "/etc/otelcol-contrib/config.yaml"),
     "tempo/tempo.yaml": ("tempo", "/etc/tempo/tempo.yaml"),
+    "alertmanager": ("alertmanager", "/etc/alertmanager"),
 }
 PROMETHEUS_FLAGS = (
     "--config.file=/etc/prometheus/prometheus.yml",
@@ -98,6 +108,7 @@ PROMETHEUS_FLAGS = (
     "--enable-feature=exemplar-storage",
 )
 ROOT_USERS = {"", "0", "root"}
+EXPORT_PATHS = ("collector", "remote-write")
 
 
 def require_tool(name: str) -> str:
@@ -315,6 +326,44 @@ def test_prometheus_targets_are_compose_services(stack: dict[str, Any]) -> None:
                 assert target.split(":")[0] in stack["services"], f"{job['job_name']}: {target}"
 
 
+@pytest.mark.parametrize("name", ["prometheus.yml", *(f"prometheus.{p}.yml" for p in EXPORT_PATHS)])
+def test_every_prometheus_config_sends_alerts_to_the_alertmanager_service(
+    stack: dict[str, Any], name: str
+) -> None:
+    alerting = yaml.safe_load((ROOT / "prometheus" / name).read_text())["alerting"]
+    targets = [
+        t for am in alerting["alertmanagers"] for s in am["static_configs"] for t in s["targets"]
+    ]
+    assert targets == ["alertmanager:9093"]
+    assert "alertmanager" in stack["services"]
+    assert ("", 9093, 9093) not in ports(stack["services"]["alertmanager"])
+
+
+def test_alertmanager_runs_the_rendered_config_with_its_data_on_the_volume(
+    stack: dict[str, Any],
+) -> None:
+    service = stack["services"]["alertmanager"]
+    entrypoint = service["entrypoint"]
+    assert entrypoint[:2] == ["/bin/sh", "/etc/alertmanager/render.sh"]
+    template, rendered, binary = entrypoint[2:]
+    assert template == "/etc/alertmanager/alertmanager.yml"
+    assert rendered.startswith("/tmp/") and "/tmp" in service["tmpfs"]  # the only writable path
+    assert binary == "/bin/alertmanager"
+    assert f"--config.file={rendered}" in service["command"]
+    assert "--storage.path=/alertmanager" in service["command"]
+    assert set(service["environment"]) == {"ALERTMANAGER_PAGE_URL", "ALERTMANAGER_NOTIFY_URL"}
+
+
+def test_dev_alertmanager_needs_no_receiver(dev: dict[str, Any]) -> None:
+    environment = dev["services"]["alertmanager"]["environment"]
+    assert environment == {"ALERTMANAGER_PAGE_URL": "", "ALERTMANAGER_NOTIFY_URL": ""}
+
+
+def test_prod_alertmanager_gets_its_receiver(prod: dict[str, Any]) -> None:
+    environment = prod["services"]["alertmanager"]["environment"]
+    assert environment["ALERTMANAGER_PAGE_URL"] == DUMMY_SECRETS["ALERTMANAGER_PAGE_URL"]
+
+
 def test_nginx_ports_agree_with_compose(stack: dict[str, Any]) -> None:
     public, internal = nginx_listen_ports()
     services = stack["services"]
@@ -360,7 +409,7 @@ def test_prod_services_run_as_non_root(prod: dict[str, Any]) -> None:
 
 def test_prod_services_that_need_no_writable_root_run_read_only(prod: dict[str, Any]) -> None:
     services = prod["services"]
-    for name in ("nginx", "otel-collector", "tempo"):
+    for name in ("nginx", "otel-collector", "tempo", "alertmanager"):
         assert services[name]["read_only"] is True, name
     # Tempo writes to its volume only; the volume takes the owner of the image's /var/tempo,
     # which is the image's user.
