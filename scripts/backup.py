@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""`make backup`: Prometheus (through its snapshot API) and Grafana's data, into one archive,
-backups/monitoring-YYYYMMDDTHHMMSSZ.tar.gz. `scripts/restore.py` puts it back.
+"""`make backup`: Prometheus (through its snapshot API), Grafana's and Alertmanager's data, into
+one archive, backups/monitoring-YYYYMMDDTHHMMSSZ.tar.gz. `scripts/restore.py` puts it back.
 
     python scripts/backup.py compose [--stop-and-copy] [--compose "docker compose -f FILE"]
     python scripts/backup.py local --prometheus-url URL --prometheus-data DIR --grafana-data DIR
+                                   [--alertmanager-data DIR]
 
 Prometheus: POST /api/v1/admin/tsdb/snapshot writes a consistent copy of the TSDB (hard links
 plus the in-memory head written out as a block) to <data>/snapshots/<name>; it needs
@@ -12,6 +13,9 @@ production compose file keeps the admin API off on purpose: there, `compose --st
 stops Prometheus, copies its stopped volume and starts it again (README, "Backups").
 Grafana: compose stops Grafana while its volume is copied; `local` copies the directory and takes
 grafana.db through SQLite's online backup, which is consistent even while Grafana writes.
+Alertmanager: its silences and notification log, two files it rewrites whole (through a rename)
+every 15 minutes and when it stops. compose stops it while its volume is copied, so the copy has
+the latest; `local` copies the directory as it is (stop Alertmanager first for the latest).
 
 Compose volumes are read and written by a throwaway container (`docker run --rm -v VOLUME:/data`),
 as in the seed document. Stdlib only (Python 3.10.12 or later, for tarfile's extraction filters):
@@ -43,9 +47,15 @@ ENV_COMPOSE = "COMPOSE"  # the compose command, e.g. "docker compose -f docker-c
 DEFAULT_COMPOSE = "docker compose"
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"  # compose publishes it on loopback only
 HELPER_IMAGE = "alpine:3.20"
-MOUNTS = {"prometheus": "/prometheus", "grafana": "/var/lib/grafana"}
-# Who owns the data inside each image (prom/prometheus runs as nobody, grafana as 472:0).
-OWNERS = {"prometheus": "65534:65534", "grafana": "472:0"}
+MOUNTS = {
+    "prometheus": "/prometheus",
+    "grafana": "/var/lib/grafana",
+    "alertmanager": "/alertmanager",
+}
+# Who owns the data inside each image (prom/prometheus and prom/alertmanager run as nobody,
+# grafana as 472:0).
+OWNERS = {"prometheus": "65534:65534", "grafana": "472:0", "alertmanager": "65534:65534"}
+PARTS = ("prometheus", "grafana", "alertmanager")
 SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
 MANIFEST = "MANIFEST.json"
 
@@ -127,6 +137,16 @@ def local_grafana(data_dir: Path, dest: Path) -> dict[str, Any]:
     return {"method": "copy, *.db by SQLite online backup", "data": str(data_dir)}
 
 
+# ---------------------------------------------------------------- Alertmanager
+
+
+def local_alertmanager(data_dir: Path, dest: Path) -> dict[str, Any]:
+    if not data_dir.is_dir():
+        raise BackupError(f"{data_dir} is not a directory (Alertmanager's --storage.path)")
+    shutil.copytree(data_dir, dest)
+    return {"method": "copy", "data": str(data_dir)}
+
+
 # ---------------------------------------------------------------- compose volumes
 
 
@@ -205,9 +225,11 @@ def compose_prometheus(compose: Compose, url: str, dest: Path, stop: bool) -> di
     return {"method": "snapshot", "snapshot": name, "volume": volume}
 
 
-def compose_grafana(compose: Compose, dest: Path) -> dict[str, Any]:
-    volume = compose.volume("grafana")
-    with compose.stopped("grafana"):  # grafana.db is SQLite: copy it at rest
+def compose_stopped_copy(compose: Compose, service: str, dest: Path) -> dict[str, Any]:
+    """Grafana (grafana.db is SQLite: copied at rest) and Alertmanager (writes its state as it
+    stops)."""
+    volume = compose.volume(service)
+    with compose.stopped(service):
         compose.read_volume(volume, ".", dest)
     return {"method": "stop-and-copy", "volume": volume}
 
@@ -231,7 +253,7 @@ def write_archive(staging: Path, out_dir: Path) -> Path:
 
 
 def back_up(args: argparse.Namespace, staging: Path) -> dict[str, Any]:
-    """Fill staging with prometheus/ and grafana/; the manifest entries."""
+    """Fill staging with prometheus/, grafana/ and alertmanager/; the manifest entries."""
     manifest: dict[str, Any] = {"created": staging.name.split("-")[-1], "source": args.source}
     if args.source == "local":
         if args.prometheus_data:
@@ -240,14 +262,19 @@ def back_up(args: argparse.Namespace, staging: Path) -> dict[str, Any]:
             )
         if args.grafana_data:
             manifest["grafana"] = local_grafana(args.grafana_data, staging / "grafana")
+        if args.alertmanager_data:
+            manifest["alertmanager"] = local_alertmanager(
+                args.alertmanager_data, staging / "alertmanager"
+            )
         return manifest
     compose = Compose(tuple(shlex.split(args.compose)))
     if not args.no_prometheus:
         manifest["prometheus"] = compose_prometheus(
             compose, args.prometheus_url, staging / "prometheus", args.stop_and_copy
         )
-    if not args.no_grafana:
-        manifest["grafana"] = compose_grafana(compose, staging / "grafana")
+    for service in ("grafana", "alertmanager"):
+        if not getattr(args, f"no_{service}"):
+            manifest[service] = compose_stopped_copy(compose, service, staging / service)
     return manifest
 
 
@@ -261,13 +288,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     compose.add_argument("--stop-and-copy", action="store_true", help="no admin API (production)")
     compose.add_argument("--no-prometheus", action="store_true")
     compose.add_argument("--no-grafana", action="store_true")
+    compose.add_argument("--no-alertmanager", action="store_true")
     local = sources.add_parser("local", help="a local Prometheus and Grafana data directory")
     local.add_argument("--prometheus-url", default=DEFAULT_PROMETHEUS_URL)
     local.add_argument("--prometheus-data", type=Path, help="its --storage.tsdb.path")
     local.add_argument("--grafana-data", type=Path, help="Grafana's data dir (grafana.db)")
+    local.add_argument("--alertmanager-data", type=Path, help="Alertmanager's --storage.path")
     args = parser.parse_args(argv)
-    if args.source == "local" and not (args.prometheus_data or args.grafana_data):
-        parser.error("local: give --prometheus-data and/or --grafana-data")
+    if args.source == "local" and not (
+        args.prometheus_data or args.grafana_data or args.alertmanager_data
+    ):
+        parser.error("local: give --prometheus-data, --grafana-data and/or --alertmanager-data")
     return args
 
 
@@ -283,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         except BackupError as error:
             print(f"backup failed: {error}", file=sys.stderr)
             return 1
-    print(f"{path}: {', '.join(k for k in ('prometheus', 'grafana') if k in manifest)}")
+    print(f"{path}: {', '.join(k for k in PARTS if k in manifest)}")
     return 0
 
 

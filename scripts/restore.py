@@ -2,14 +2,16 @@
 """`make restore`: put a backup from `scripts/backup.py` back.
 
     python scripts/restore.py ARCHIVE local [--prometheus-data NEW_DIR] [--grafana-data NEW_DIR]
+                                            [--alertmanager-data NEW_DIR]
     python scripts/restore.py ARCHIVE compose [--compose "docker compose -f FILE"] --yes
 
 local: into fresh directories (absent or empty). The Prometheus directory is a complete TSDB:
 start Prometheus with --storage.tsdb.path=NEW_DIR. The Grafana directory is a data dir
-(grafana.db, plugins/, ...): point Grafana's paths.data at it.
-compose: replaces the contents of the prometheus_data and grafana_data volumes. Each service is
-stopped, its volume emptied and filled from the archive (owned as the image expects), and started
-again. It asks first unless --yes is given.
+(grafana.db, plugins/, ...): point Grafana's paths.data at it. The Alertmanager directory
+(silences, nflog) is a --storage.path.
+compose: replaces the contents of the prometheus_data, grafana_data and alertmanager_data volumes
+(those the archive has). Each service is stopped, its volume emptied and filled from the archive
+(owned as the image expects), and started again. It asks first unless --yes is given.
 """
 
 from __future__ import annotations
@@ -29,18 +31,25 @@ from pathlib import Path
 from typing import IO, Any
 
 try:
-    from scripts.backup import DEFAULT_COMPOSE, ENV_COMPOSE, MANIFEST, OWNERS, BackupError, Compose
+    from scripts.backup import (
+        DEFAULT_COMPOSE,
+        ENV_COMPOSE,
+        MANIFEST,
+        OWNERS,
+        PARTS,
+        BackupError,
+        Compose,
+    )
 except ModuleNotFoundError:  # run as `python scripts/restore.py`: scripts/ is on sys.path
     from backup import (  # type: ignore[no-redef]
         DEFAULT_COMPOSE,
         ENV_COMPOSE,
         MANIFEST,
         OWNERS,
+        PARTS,
         BackupError,
         Compose,
     )
-
-PARTS = ("prometheus", "grafana")
 
 
 def unpack(archive: Path, into: Path) -> tuple[Path, dict[str, Any]]:
@@ -114,18 +123,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     local = targets.add_parser("local", help="into fresh local directories")
     local.add_argument("--prometheus-data", type=Path, help="the new --storage.tsdb.path")
     local.add_argument("--grafana-data", type=Path, help="the new Grafana data dir")
+    local.add_argument("--alertmanager-data", type=Path, help="the new Alertmanager storage.path")
     compose = targets.add_parser("compose", help="replace the compose volumes' contents")
     compose.add_argument("--compose", default=os.environ.get(ENV_COMPOSE, DEFAULT_COMPOSE))
     compose.add_argument("--yes", action="store_true", help="do not ask")
     args = parser.parse_args(argv)
-    if args.target == "local" and not (args.prometheus_data or args.grafana_data):
-        parser.error("local: give --prometheus-data and/or --grafana-data")
+    if args.target == "local" and not (
+        args.prometheus_data or args.grafana_data or args.alertmanager_data
+    ):
+        parser.error("local: give --prometheus-data, --grafana-data and/or --alertmanager-data")
     return args
 
 
 def restore(args: argparse.Namespace, top: Path) -> list[str]:
     if args.target == "local":
-        targets = {"prometheus": args.prometheus_data, "grafana": args.grafana_data}
+        targets = {part: getattr(args, f"{part}_data") for part in PARTS}
         return restore_local(top, targets)
     if not _confirmed(top, args.yes):
         raise BackupError("not confirmed; nothing changed")

@@ -1,5 +1,6 @@
 """`scripts/backup.py` and `scripts/restore.py` (`make backup` / `make restore`) with a real
-Prometheus (Debian package) and a Grafana data directory holding a real SQLite grafana.db.
+Prometheus (Debian package), a Grafana data directory holding a real SQLite grafana.db, and the
+data of a real Alertmanager (Debian package) holding a silence made with amtool.
 
 A Prometheus with --web.enable-admin-api scrapes itself every second; once it has samples, the
 test backs it up, stops it, restores into fresh directories, starts a new Prometheus there and
@@ -100,7 +101,7 @@ def start_prometheus(workdir: Path, processes: Processes) -> StartPrometheus:
 @pytest.fixture(scope="module")
 def fake_docker(workdir: Path) -> FakeDocker:
     state, bin_dir = workdir / "docker-state", workdir / "bin"
-    for volume in ("proj_prometheus_data", "proj_grafana_data"):
+    for volume in ("proj_prometheus_data", "proj_grafana_data", "proj_alertmanager_data"):
         (state / "volumes" / volume).mkdir(parents=True)
     bin_dir.mkdir()
     docker = bin_dir / "docker"
@@ -147,6 +148,53 @@ def grafana_dir(path: Path) -> Path:
         )
     db.close()
     return path
+
+
+@dataclass
+class Alertmanager:
+    """Debian's Alertmanager on a data directory, started and stopped with amtool at hand."""
+
+    processes: Processes
+    data: Path
+
+    def __post_init__(self) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        config = self.processes.logs / f"{self.data.name}-alertmanager.yml"
+        config.write_text(
+            yaml.safe_dump({"route": {"receiver": "none"}, "receivers": [{"name": "none"}]})
+        )
+        argv = [require_binary("prometheus-alertmanager"), f"--config.file={config}"]
+        argv += [f"--storage.path={self.data}", f"--web.listen-address={self.url[7:]}"]
+        self.processes.start(self.data.name, [*argv, "--cluster.listen-address="])
+        wait_http(self.processes, self.data.name, f"{self.url}/-/ready")
+
+    def amtool(self, *args: str) -> str:
+        argv = [require_binary("amtool"), f"--alertmanager.url={self.url}", *args]
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+    def silences(self) -> list[str]:
+        return self.amtool("silence", "query", "--quiet").split()
+
+    def stop(self) -> None:
+        self.processes.stop(self.data.name)  # writes its silences and notification log
+
+
+def silenced(processes: Processes, data: Path) -> str:
+    """Alertmanager's data in `data` with one silence (its id), Alertmanager stopped."""
+    alertmanager = Alertmanager(processes, data)
+    silence = alertmanager.amtool(
+        "silence", "add", "--author=backup", "--comment=maintenance", "--duration=48h", "job=app"
+    )
+    alertmanager.stop()
+    return silence
+
+
+def same_silence(processes: Processes, restored: Path, silence: str) -> None:
+    alertmanager = Alertmanager(processes, restored)
+    try:
+        assert alertmanager.silences() == [silence]
+    finally:
+        alertmanager.stop()
 
 
 def same_grafana(original: Path, restored: Path) -> None:
@@ -197,25 +245,32 @@ def manifest(archive: Path) -> dict[str, Any]:
 
 
 def test_local_backup_and_restore(
-    tmp_path: Path, sources: dict[str, Prometheus], start_prometheus: StartPrometheus
+    tmp_path: Path,
+    sources: dict[str, Prometheus],
+    start_prometheus: StartPrometheus,
+    processes: Processes,
 ) -> None:
     old, grafana = sources["local"], grafana_dir(tmp_path / "grafana")
+    silence = silenced(processes, tmp_path / "alertmanager")
     at, samples = scraped(old)
     out = tmp_path / "backups"
     args = ["local", "--prometheus-url", old.url, "--prometheus-data", str(old.data)]
-    result = run("backup.py", "--out", str(out), *args, "--grafana-data", str(grafana))
+    args += ["--grafana-data", str(grafana), "--alertmanager-data", str(tmp_path / "alertmanager")]
+    result = run("backup.py", "--out", str(out), *args)
     archive = backed_up(result, out)
     assert manifest(archive)["prometheus"]["method"] == "snapshot"
     assert list((old.data / "snapshots").iterdir()) == []  # the snapshot does not stay behind
 
     new_tsdb, new_grafana = tmp_path / "new-tsdb", tmp_path / "new-grafana"
     targets = ["--prometheus-data", str(new_tsdb), "--grafana-data", str(new_grafana)]
+    targets += ["--alertmanager-data", str(tmp_path / "new-alertmanager")]
     restored = run("restore.py", str(archive), "local", *targets)
     assert restored.returncode == 0, restored.stderr
     assert f"--storage.tsdb.path={new_tsdb}" in restored.stdout
     new = start_prometheus("restored-local", new_tsdb, scrape=False)
     assert new.raw_samples(at) == samples
     same_grafana(grafana, new_grafana)
+    same_silence(processes, tmp_path / "new-alertmanager", silence)
 
     again = run("restore.py", str(archive), "local", *targets)
     assert again.returncode == 1
@@ -238,7 +293,9 @@ FAKE_DOCKER = r'''
 import json, os, re, subprocess, sys
 
 STATE = os.environ["FAKE_DOCKER_STATE"]
-MOUNTS = {"prometheus": "/prometheus", "grafana": "/var/lib/grafana"}
+MOUNTS = {
+    "prometheus": "/prometheus", "grafana": "/var/lib/grafana", "alertmanager": "/alertmanager"
+}
 args = sys.argv[1:]
 with open(os.path.join(STATE, "calls"), "a") as log:
     log.write(json.dumps(args) + "\n")
@@ -270,7 +327,8 @@ def compose_restore(archive: Path, docker: FakeDocker) -> None:
     prefix = ["compose", "-f", "prod.yml"]
     calls = [" ".join(call[3:5]) for call in docker.calls() if call[:3] == prefix]
     each = ("ps -a", "stop {}", "start {}")
-    assert calls == [step.format(part) for part in ("prometheus", "grafana") for step in each]
+    parts = ("prometheus", "grafana", "alertmanager")
+    assert calls == [step.format(part) for part in parts for step in each]
     assert not list((docker.state / "volumes").glob("*/stale-file"))
 
 
@@ -283,6 +341,8 @@ def test_compose_backup_and_restore(
 ) -> None:
     old = sources["compose"]
     grafana = grafana_dir(fake_docker.state / "volumes" / "proj_grafana_data")
+    alertmanager = fake_docker.state / "volumes" / "proj_alertmanager_data"
+    silence = silenced(processes, alertmanager)
     original = tmp_path / "grafana-original"
     subprocess.run(["cp", "-a", str(grafana), str(original)], check=True)
     at, samples = scraped(old)
@@ -298,7 +358,9 @@ def test_compose_backup_and_restore(
     )
     archive = backed_up(result, out)
     calls = fake_docker.calls()
-    assert ["compose", "stop", "grafana"] in calls and calls[-1] == ["compose", "start", "grafana"]
+    assert ["compose", "stop", "grafana"] in calls and ["compose", "start", "grafana"] in calls
+    assert ["compose", "stop", "alertmanager"] in calls
+    assert calls[-1] == ["compose", "start", "alertmanager"]
     assert manifest(archive)["prometheus"]["volume"] == "proj_prometheus_data"
     assert list((old.data / "snapshots").iterdir()) == []
 
@@ -315,3 +377,4 @@ def test_compose_backup_and_restore(
         assert new.raw_samples(at) == samples, name
         processes.stop(name)
         same_grafana(original, fake_docker.state / "volumes" / "proj_grafana_data")
+        same_silence(processes, alertmanager, silence)
