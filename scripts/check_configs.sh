@@ -22,7 +22,7 @@ for path in collector remote-write; do
   docker-compose -f docker-compose.yml -f "docker-compose.$path.yml" config -q
   env POSTGRES_PASSWORD=check GRAFANA_ADMIN_USER=check GRAFANA_ADMIN_PASSWORD=check \
     ALERTMANAGER_PAGE_URL=https://page.example/hook \
-    docker-compose -f docker-compose.prod.yml -f "docker-compose.prod.$path.yml" config -q
+    docker-compose -f docker-compose.prod.yml -f "docker-compose.$path.yml" config -q
 done
 
 # --- Alertmanager ---
