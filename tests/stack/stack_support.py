@@ -1,9 +1,10 @@
 """Shared by the stack tests: project paths, required binaries, the dashboards' queries, and the
 whole monitoring stack as local processes (the `stack` fixture in conftest.py starts it).
 
-The stack: the real app on PostgreSQL and Redis, nginx in front of it, the four exporters, and a
-Prometheus running the project's own prometheus.yml and rules with only the scrape targets
-rewritten (compose service names -> local ports).
+The stack: the real app on PostgreSQL and Redis, nginx in front of it, the four exporters, a
+Prometheus running the project's own prometheus.yml and rules with only the scrape and alerting
+targets rewritten (compose service names -> local ports), and an Alertmanager running the
+project's alertmanager.yml as render.sh leaves it without receivers (the development default).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "prometheus"
 PROMETHEUS_YML = PROMETHEUS_DIR / "prometheus.yml"
 PROVISIONING_DIR = ROOT / "grafana" / "provisioning"
+ALERTMANAGER_DIR = ROOT / "alertmanager"
 DASHBOARD_DIR = PROVISIONING_DIR / "dashboards"
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 
@@ -129,6 +131,7 @@ class Ports:
     node_exporter: int
     nginx: int
     nginx_exporter: int
+    alertmanager: int
 
     @classmethod
     def free(cls) -> Ports:
@@ -155,10 +158,14 @@ class Command:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def local_prometheus_config(addresses: dict[str, str]) -> dict[str, Any]:
+def local_prometheus_config(addresses: dict[str, str], alertmanager: str = "") -> dict[str, Any]:
     """The project's prometheus.yml with its targets mapped to local addresses, nothing else."""
     config = yaml.safe_load(PROMETHEUS_YML.read_text())
     config["rule_files"] = [str(PROMETHEUS_DIR / path) for path in config["rule_files"]]
+    for manager in config["alerting"]["alertmanagers"]:
+        for static in manager["static_configs"]:
+            assert static["targets"] == ["alertmanager:9093"], static
+            static["targets"] = [alertmanager] if alertmanager else []
     for job in config["scrape_configs"]:
         for static in job["static_configs"]:
             unknown = set(static["targets"]) - addresses.keys()
@@ -195,7 +202,10 @@ http {{
 
 def _prometheus_command(logs: Path, ports: Ports) -> Command:
     config = logs / "prometheus.yml"
-    config.write_text(yaml.safe_dump(local_prometheus_config(ports.compose_targets())))
+    alertmanager = f"127.0.0.1:{ports.alertmanager}"
+    config.write_text(
+        yaml.safe_dump(local_prometheus_config(ports.compose_targets(), alertmanager))
+    )
     address = f"127.0.0.1:{ports.prometheus}"
     argv = [require_binary("prometheus"), f"--config.file={config}"]
     argv += [f"--storage.tsdb.path={logs / 'tsdb'}", f"--web.listen-address={address}"]
@@ -226,8 +236,23 @@ def stack_commands(logs: Path, ports: Ports, database: str) -> dict[str, Command
         "nginx-exporter": _exporter(
             "nginx", "-", ports.nginx_exporter, [f"-nginx.scrape-uri={stub_status}"]
         ),
+        "alertmanager": _alertmanager_command(logs, ports),
         "prometheus": _prometheus_command(logs, ports),
     }
+
+
+def _alertmanager_command(logs: Path, ports: Ports) -> Command:
+    """render.sh as the compose entrypoint runs it, here with no receiver configured."""
+    rendered, address = logs / "alertmanager.yml", f"127.0.0.1:{ports.alertmanager}"
+    argv = ["sh", str(ALERTMANAGER_DIR / "render.sh"), str(ALERTMANAGER_DIR / "alertmanager.yml")]
+    argv += [str(rendered), require_binary("prometheus-alertmanager")]
+    argv += [f"--config.file={rendered}", f"--storage.path={logs / 'alertmanager'}"]
+    argv += [f"--web.listen-address={address}", "--cluster.listen-address="]
+    return Command(
+        argv,
+        f"http://{address}/-/ready",
+        {"ALERTMANAGER_PAGE_URL": "", "ALERTMANAGER_NOTIFY_URL": ""},
+    )
 
 
 def _local(port: int, path: str) -> str:
@@ -311,7 +336,8 @@ class Stack:
 @contextmanager
 def running_stack(logs: Path) -> Iterator[Stack]:
     """The whole stack on free ports with its own database and Redis index, torn down after."""
-    for binary in ("prometheus", "nginx", *(f"prometheus-{e}-exporter" for e in EXPORTERS)):
+    exporters = (f"prometheus-{e}-exporter" for e in EXPORTERS)
+    for binary in ("prometheus", "prometheus-alertmanager", "nginx", *exporters):
         require_binary(binary)  # before anything starts
     require_server("127.0.0.1", 5432, "PostgreSQL")
     require_server("127.0.0.1", 6379, "Redis")
@@ -332,7 +358,7 @@ def running_stack(logs: Path) -> Iterator[Stack]:
         cleanup.callback(cache.flushdb)
         cleanup.callback(processes.stop_all)
         stack.start("app", "postgres-exporter", "redis-exporter", "node-exporter", "nginx")
-        stack.start("nginx-exporter")
+        stack.start("nginx-exporter", "alertmanager")
         stack.start("prometheus")
         stack.traffic.start()
         cleanup.callback(lambda: stack.traffic.stop())  # the traffic running at the end
