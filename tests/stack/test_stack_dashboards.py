@@ -98,6 +98,15 @@ def test_datasource_has_the_fixed_uid() -> None:
     assert datasource["url"] == "http://prometheus:9090"
 
 
+def test_alertmanager_datasource_reads_the_compose_alertmanager() -> None:
+    datasource = _datasource("alertmanager.yml")
+    assert datasource["uid"] == "alertmanager"
+    assert datasource["type"] == "alertmanager"
+    assert datasource["url"] == "http://alertmanager:9093"
+    # Prometheus's Alertmanager API, not Grafana's own or Mimir's.
+    assert datasource["jsonData"]["implementation"] == "prometheus"
+
+
 def test_datasources_have_unique_uids_and_one_default() -> None:
     datasources = [
         datasource
@@ -105,7 +114,7 @@ def test_datasources_have_unique_uids_and_one_default() -> None:
         for datasource in yaml.safe_load(path.read_text())["datasources"]
     ]
     uids = [datasource["uid"] for datasource in datasources]
-    assert sorted(uids) == sorted({DATASOURCE["uid"], TEMPO["uid"]})
+    assert sorted(uids) == sorted({DATASOURCE["uid"], TEMPO["uid"], "alertmanager"})
     assert [d["uid"] for d in datasources if d.get("isDefault")] == [DATASOURCE["uid"]]
     assert all(d["editable"] is False for d in datasources)
 
