@@ -427,6 +427,102 @@ def test_prod_alertmanager_gets_its_receiver(prod: dict[str, Any]) -> None:
     assert environment["ALERTMANAGER_PAGE_URL"] == DUMMY_SECRETS["ALERTMANAGER_PAGE_URL"]
 
 
+def start_alertmanager(service: dict[str, Any], workdir: Path) -> subprocess.Popen[bytes]:
+    """The compose service's entrypoint, command and environment run by busybox sh (the image's
+    shell) and Debian's Alertmanager, with the container's paths mapped to the mounts' sources
+    and temporary directories; only the listen address is added."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    sources = {target: source for target, (source, _) in mounts(service).items()}
+    container_paths = {
+        "/bin/alertmanager": require_tool("prometheus-alertmanager"),
+        "/etc/alertmanager/": sources["/etc/alertmanager"] + "/",
+        "/tmp/": f"{workdir}/",
+        "=/alertmanager": f"={workdir / 'data'}",
+    }
+
+    def on_this_machine(argument: str) -> str:
+        for container_path, path in container_paths.items():
+            argument = argument.replace(container_path, path)
+        return argument
+
+    argv = [on_this_machine(part) for part in [*service["entrypoint"], *service["command"]]]
+    assert argv[0] == "/bin/sh", argv
+    argv[0] = require_tool("busybox")
+    argv.insert(1, "sh")
+    environment = {"PATH": os.environ["PATH"], **service.get("environment", {})}
+    address = f"127.0.0.1:{free_port()}"
+    with (workdir / "alertmanager.log").open("wb") as log:
+        return subprocess.Popen(
+            [*argv, f"--web.listen-address={address}"],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+        )
+
+
+def alertmanager_config(service: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    """The config Alertmanager reports running (/api/v2/status) when started as compose would."""
+    process = start_alertmanager(service, workdir)
+    address = process.args[-1].split("=", 1)[1]  # type: ignore[index]
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, (workdir / "alertmanager.log").read_text()
+            try:
+                with urllib.request.urlopen(f"http://{address}/api/v2/status") as answer:
+                    config: dict[str, Any] = yaml.safe_load(json.load(answer)["config"]["original"])
+                    return config
+            except OSError:
+                assert time.monotonic() < deadline, "alertmanager did not start listening"
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def receivers_of(config: dict[str, Any]) -> tuple[list[str], dict[str, list[str]]]:
+    """The receivers the routes name (the root's first), and each receiver's webhook URLs."""
+    routes = [config["route"]["receiver"]]
+    routes += [route["receiver"] for route in config["route"]["routes"]]
+    urls = {
+        r["name"]: [w["url"] for w in r.get("webhook_configs", [])] for r in config["receivers"]
+    }
+    return routes, urls
+
+
+def test_dev_alertmanager_starts_with_no_receiver_and_shows_alerts_only(
+    dev: dict[str, Any], tmp_path: Path
+) -> None:
+    config = alertmanager_config(dev["services"]["alertmanager"], tmp_path)
+    routes, _ = receivers_of(config)
+    assert set(routes) == {"view-only"}
+
+
+def test_prod_alertmanager_starts_with_its_receiver(empty_env_file: Path, tmp_path: Path) -> None:
+    page = "https://ntfy.example/memo-alerts?auth=a&b=c"
+    result = run_compose(
+        PROD, empty_env_file, DUMMY_SECRETS | {"ALERTMANAGER_PAGE_URL": page}, "config"
+    )
+    assert result.returncode == 0, result.stderr
+    service = yaml.safe_load(result.stdout)["services"]["alertmanager"]
+    routes, urls = receivers_of(alertmanager_config(service, tmp_path))
+    assert set(routes) == {"page"}  # warnings too, while ALERTMANAGER_NOTIFY_URL is unset
+    assert urls["page"] == [page]
+
+
+def test_prod_alertmanager_refuses_a_receiver_that_is_not_a_url(
+    prod: dict[str, Any], tmp_path: Path
+) -> None:
+    # DUMMY_SECRETS's value is a word, not a URL.
+    process = start_alertmanager(prod["services"]["alertmanager"], tmp_path)
+    assert process.wait(timeout=30) == 1
+    assert (
+        "ALERTMANAGER_PAGE_URL must be an http:// or https:// URL"
+        in (tmp_path / "alertmanager.log").read_text()
+    )
+
+
 def test_nginx_ports_agree_with_compose(stack: dict[str, Any]) -> None:
     public, internal = nginx_listen_ports()
     services = stack["services"]
