@@ -25,17 +25,24 @@ from prometheus_client import CollectorRegistry
 
 from otel.config import TelemetryConfig, otlp_protocol, otlp_timeout_seconds
 from otel.metrics.aggregator import RequestAggregator
+from otel.metrics.bridge import PrometheusBridge
 from otel.metrics.producer import RequestMetricsProducer
 
 # Its own scope: OTLP encoders merge scope metrics by scope, the last one winning.
 SCOPE = InstrumentationScope("otel.fastapi.requests")
+BRIDGE_SCOPE = InstrumentationScope("otel.prometheus_bridge")
 
 
 class WithRequestMetrics(MetricExporter):
-    """Wraps an exporter so that each export also carries the aggregator's request metrics."""
+    """Wraps an exporter so that each export also carries the aggregator's request metrics
+    and the bridged prometheus_client metrics."""
 
     def __init__(
-        self, exporter: MetricExporter, aggregator: RequestAggregator, resource: Resource
+        self,
+        exporter: MetricExporter,
+        aggregator: RequestAggregator,
+        resource: Resource,
+        bridge: PrometheusBridge | None = None,
     ) -> None:
         temporality = exporter._preferred_temporality or {}
         super().__init__(temporality, exporter._preferred_aggregation)
@@ -44,19 +51,22 @@ class WithRequestMetrics(MetricExporter):
         self._producer = RequestMetricsProducer(
             aggregator, temporality.get(Counter, AggregationTemporality.CUMULATIVE)
         )
+        self._bridge = bridge
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
-        ours = ScopeMetrics(SCOPE, self._producer.produce(), schema_url="")
+        ours = [ScopeMetrics(SCOPE, self._producer.produce(), schema_url="")]
+        if self._bridge is not None:
+            ours.append(ScopeMetrics(BRIDGE_SCOPE, self._bridge.metrics(), schema_url=""))
         resource_metrics = list(metrics_data.resource_metrics)
         if resource_metrics:
             first = resource_metrics[0]
             resource_metrics[0] = ResourceMetrics(
-                first.resource, [*first.scope_metrics, ours], first.schema_url
+                first.resource, [*first.scope_metrics, *ours], first.schema_url
             )
         else:
-            resource_metrics = [ResourceMetrics(self._resource, [ours], "")]
+            resource_metrics = [ResourceMetrics(self._resource, ours, "")]
         return self.exporter.export(MetricsData(resource_metrics), timeout_millis=timeout_millis)
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
@@ -71,6 +81,7 @@ def build_readers(
     registry: CollectorRegistry,
     aggregator: RequestAggregator,
     resource: Resource,
+    bridge: PrometheusBridge | None = None,
 ) -> list[MetricReader]:
     readers: list[MetricReader] = []
     for name in config.metrics_exporters:
@@ -81,7 +92,9 @@ def build_readers(
                 )
             )
             continue
-        exporter = WithRequestMetrics(_push_exporter(name, config.env), aggregator, resource)
+        exporter = WithRequestMetrics(
+            _push_exporter(name, config.env), aggregator, resource, bridge
+        )
         readers.append(
             PeriodicExportingMetricReader(
                 exporter, export_interval_millis=config.export_interval_ms
@@ -105,13 +118,9 @@ def otlp_exporter(env: Mapping[str, str] | None = None) -> MetricExporter:
     env = os.environ if env is None else env
     timeout = otlp_timeout_seconds(env, "METRICS")
     if otlp_protocol(env, "METRICS") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-            OTLPMetricExporter as GrpcExporter,
-        )
+        from otel.export.otlp_summaries import GrpcSummaryExporter
 
-        return GrpcExporter(timeout=timeout)
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-        OTLPMetricExporter as HttpExporter,
-    )
+        return GrpcSummaryExporter(timeout=timeout)
+    from otel.export.otlp_summaries import HttpSummaryExporter
 
-    return HttpExporter(timeout=timeout)
+    return HttpSummaryExporter(timeout=timeout)
