@@ -93,7 +93,7 @@ class WorkerExchange:
         self._server.server_close()
         with contextlib.suppress(FileNotFoundError):
             self._socket_path.unlink()
-        final = _kept_after_exit(self._snapshot())
+        final = kept_after_exit(self._snapshot())
         path = self.directory / f"{os.getpid()}.final.json"
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(final))
@@ -140,7 +140,6 @@ def _ask(path: Path) -> Snapshot | None:
 
 def _read_final(path: Path) -> Snapshot:
     snapshot: Snapshot = json.loads(path.read_text())
-    snapshot["exited"] = True
     return snapshot
 
 
@@ -172,9 +171,10 @@ def merge(own: Snapshot, peers: Iterable[Snapshot]) -> tuple[list[Entry], list[M
     return list(entries.values()), list(families.values())
 
 
-def _kept_after_exit(snapshot: Snapshot) -> Snapshot:
+def kept_after_exit(snapshot: Snapshot) -> Snapshot:
+    """What a worker leaves behind when it exits: all but its live-only gauges."""
     families = [f for f in snapshot["families"] if f["mode"] not in LIVE_ONLY]
-    return {**snapshot, "families": families}
+    return {**snapshot, "families": families, "exited": True}
 
 
 def _entry_json(entry: Entry) -> list[Any]:
