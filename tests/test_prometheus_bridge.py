@@ -82,6 +82,38 @@ def test_metrics_writes_every_type_as_prometheus_client() -> None:
     assert openmetrics.endswith("# EOF\n") and openmetrics.count("# EOF") == 1
 
 
+class CountingCollector:
+    """A prometheus_client collector that counts how often it is collected."""
+
+    def __init__(self) -> None:
+        self.collections = 0
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        self.collections += 1
+        return [GaugeMetricFamily("club_collections", "Collections", value=self.collections)]
+
+
+def test_requests_never_collect_bridged_registries() -> None:
+    registry = CollectorRegistry(auto_describe=False)
+    counting = CountingCollector()
+    registry.register(counting)
+    app = FastAPI()
+
+    @app.get("/ping")
+    def ping() -> str:
+        return "pong"
+
+    telemetry = setup_telemetry(app, TelemetryConfig(), registries=[registry])
+    with TestClient(app) as client:
+        before = counting.collections  # start-up checks the names once
+        for _ in range(20):
+            assert client.get("/ping").status_code == 200
+        assert counting.collections == before
+        assert "club_collections " in client.get("/metrics").text
+        assert counting.collections == before + 1
+    telemetry.shutdown()
+
+
 # --- OTLP --------------------------------------------------------------------------------------
 
 RECEIVERS = {"grpc": grpc_receiver, "http/protobuf": http_receiver}
