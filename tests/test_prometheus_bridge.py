@@ -31,7 +31,7 @@ from prometheus_client import (
     Summary,
     generate_latest,
 )
-from prometheus_client.metrics_core import GaugeMetricFamily
+from prometheus_client.metrics_core import GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -344,6 +344,70 @@ def test_gauge_modes_combine_as_prometheus_client_multiprocess(
     mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert ours(mode) == prometheus_client_multiprocess(mode, tmp_path, monkeypatch)
+
+
+OBSERVATIONS = {101: [0.2, 3.0], 102: [0.7], 103: [12.0, 0.01, 0.4]}  # 103 has exited
+
+
+def observe(registry: CollectorRegistry, kind: str, values: list[float]) -> None:
+    """One worker's metric of `kind` with its observations."""
+    if kind == "counter":
+        jobs = Counter("club_jobs_total", "Jobs", ["queue"], registry=registry).labels("mail")
+        for value in values:
+            jobs.inc(value)
+        return
+    metric = Histogram if kind == "histogram" else Summary
+    sizes = metric("club_job_size", "Job size", ["queue"], registry=registry).labels("mail")
+    for value in values:
+        sizes.observe(value)
+
+
+@pytest.mark.parametrize("kind", ["counter", "histogram", "summary"])
+def test_counters_histograms_and_summaries_add_up_as_prometheus_client_multiprocess(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    for pid, values in OBSERVATIONS.items():
+        process_value = prometheus_client.values.MultiProcessValue(lambda pid=pid: pid)
+        monkeypatch.setattr(prometheus_client.values, "ValueClass", process_value)
+        observe(CollectorRegistry(), kind, values)
+    mark_process_dead(103, str(tmp_path))
+    collected = MultiProcessCollector(None, path=str(tmp_path)).collect()  # type: ignore[arg-type]
+    expected = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value for f in collected for s in f.samples
+    }
+    monkeypatch.setattr(prometheus_client.values, "ValueClass", prometheus_client.values.MutexValue)
+
+    snapshots = []
+    for pid, values in OBSERVATIONS.items():
+        registry = CollectorRegistry()
+        observe(registry, kind, values)
+        snapshot = {**snapshot_of([], registry.collect()), "pid": pid}
+        snapshots.append(kept_after_exit(snapshot) if pid == 103 else snapshot)
+    _, families = merge(snapshots[0], json.loads(json.dumps(snapshots[1:])))
+    merged = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in families
+        for s in f.samples
+        if not s.name.endswith("_created")  # multiprocess mode has none
+    }
+    assert merged == pytest.approx(expected)
+
+
+def test_summary_quantiles_stay_per_worker() -> None:
+    def snapshot(pid: int, count: float, median: float) -> dict[str, Any]:
+        family = SummaryMetricFamily("club_job_size", "Job size", count_value=count, sum_value=1)
+        family.add_sample("club_job_size", {"quantile": "0.5"}, median)
+        return {**snapshot_of([], [family]), "pid": pid}
+
+    _, [family] = merge(snapshot(101, 2, 0.3), [snapshot(102, 5, 0.9)])
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in family.samples}
+    assert samples == {
+        ("club_job_size", (("pid", "101"), ("quantile", "0.5"))): 0.3,
+        ("club_job_size", (("pid", "102"), ("quantile", "0.5"))): 0.9,
+        ("club_job_size_count", ()): 7,
+        ("club_job_size_sum", ()): 2,
+    }
 
 
 def test_gauge_modes_from_the_environment_and_the_argument() -> None:

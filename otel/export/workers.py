@@ -251,7 +251,8 @@ def _add_family(families: dict[str, MetricFamily], data: dict[str, Any], origin:
     index = {(s.name, tuple(sorted(s.labels.items()))): i for i, s in enumerate(family.samples)}
     combine = _COMBINE[mode.removeprefix("live")] if mode not in PER_WORKER else None
     for name, labels, value in data["samples"]:
-        if combine is None:
+        # Quantiles cannot be added up: each worker's stays its own, as in the `all` mode.
+        if combine is None or "quantile" in labels:
             family.add_sample(name, {**labels, "pid": str(origin.get("pid"))}, value)
             continue
         position = index.get((name, tuple(sorted(labels.items()))))
