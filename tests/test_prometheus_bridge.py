@@ -195,6 +195,14 @@ def test_otlp_info_and_stateset_are_non_monotonic_sums(pushed_otlp: dict[str, An
     }
 
 
+def test_otlp_keeps_the_prometheus_type_as_metadata(pushed_otlp: dict[str, Any]) -> None:
+    for family in club_registry().collect():
+        sample_names = {sample.name for sample in family.samples}
+        [name] = [n for n in pushed_otlp if n in sample_names | {family.name}]
+        metadata = attributes(pushed_otlp[name].metadata)
+        assert metadata == {"prometheus.type": family.type}, name
+
+
 def test_otlp_drops_gauge_histograms(pushed_otlp: dict[str, Any]) -> None:
     # prometheus_client has no GaugeHistogram metric; the runtime families are all kept.
     assert {"python_gc_collections_total", "process_cpu_seconds_total"} <= set(pushed_otlp)

@@ -130,9 +130,9 @@ def otlp_exporter(env: Mapping[str, str] | None = None) -> MetricExporter:
     env = os.environ if env is None else env
     timeout = otlp_timeout_seconds(env, "METRICS")
     if otlp_protocol(env, "METRICS") == "grpc":
-        from otel.export.otlp_summaries import GrpcSummaryExporter
+        from otel.export.otlp_bridged import OtlpGrpcExporter
 
-        return GrpcSummaryExporter(timeout=timeout)
-    from otel.export.otlp_summaries import HttpSummaryExporter
+        return OtlpGrpcExporter(timeout=timeout)
+    from otel.export.otlp_bridged import OtlpHttpExporter
 
-    return HttpSummaryExporter(timeout=timeout)
+    return OtlpHttpExporter(timeout=timeout)

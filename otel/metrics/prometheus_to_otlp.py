@@ -4,8 +4,9 @@ The table follows the OpenTelemetry specification's "Prometheus and OpenMetrics 
 section "Prometheus Metric points to OTLP": counters become monotonic sums, gauges and unknown
 gauges, info and stateset non-monotonic sums, histograms histograms, summaries summaries, and
 gauge histograms are dropped. HELP becomes the description, UNIT the unit (`seconds` -> `s`),
-`_created` the start time. A metric keeps the name prometheus_client writes for its samples
-(`_total` on counters, `_info` on info), so every Prometheus-style exporter ends with that name.
+TYPE the `prometheus.type` metadata, `_created` the start time. A metric keeps the name
+prometheus_client writes for its samples (`_total` on counters, `_info` on info), so every
+Prometheus-style exporter ends with that name.
 """
 
 from __future__ import annotations
@@ -64,7 +65,15 @@ class Times:
     default_start_ns: int
 
 
-def otlp_metric(family: MetricFamily, times: Times) -> Metric | None:
+@dataclass(frozen=True)
+class PrometheusMetric(Metric):
+    """A metric read from prometheus_client, with the type the spec keeps as the OTLP metric's
+    `prometheus.type` metadata (the SDK's `Metric` has no metadata)."""
+
+    prometheus_type: str = "unknown"
+
+
+def otlp_metric(family: MetricFamily, times: Times) -> PrometheusMetric | None:
     """The OpenTelemetry metric for one collected family, or None for a type the spec drops."""
     otlp = PROMETHEUS_TO_OTLP.get(family.type)
     if otlp is None:
@@ -72,11 +81,12 @@ def otlp_metric(family: MetricFamily, times: Times) -> Metric | None:
     data = _DATA[otlp.data](family, otlp, times)
     if data is None:
         return None
-    return Metric(
+    return PrometheusMetric(
         name=family.name + otlp.name_suffix,
         description=family.documentation,
         unit=otlp_unit(family.unit),
         data=data,
+        prometheus_type=family.type,
     )
 
 

@@ -1,7 +1,7 @@
 """The OTLP Summary point, which the SDK's data model lacks.
 
 Only bridged prometheus_client summaries produce it; the OTLP exporters in
-`otel/export/otlp_summaries.py` encode it, remote write and the console exporter read it as well.
+`otel/export/otlp_bridged.py` encode it, remote write and the console exporter read it as well.
 """
 
 from __future__ import annotations
