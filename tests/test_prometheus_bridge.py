@@ -43,6 +43,8 @@ from tests.otlp_receiver import Received, attributes, grpc_receiver, http_receiv
 from tests.servers import Processes, start_prometheus
 
 OPENMETRICS = {"Accept": "application/openmetrics-text; version=1.0.0"}
+TRACE_ID, SPAN_ID = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+EXEMPLAR = {"trace_id": TRACE_ID, "span_id": SPAN_ID}
 
 
 def club_registry() -> CollectorRegistry:
@@ -52,7 +54,7 @@ def club_registry() -> CollectorRegistry:
     logins.labels("github").inc(3)
     Gauge("club_queue_depth", "Jobs waiting", registry=registry).set(4)
     upload = Histogram("club_upload_seconds", "Upload time", ["kind"], registry=registry)
-    upload.labels("image").observe(0.3)
+    upload.labels("image").observe(0.3, exemplar=EXEMPLAR)
     size = Summary("club_request_size", "Request size", unit="bytes", registry=registry)
     size.observe(100)
     size.observe(300)
@@ -174,6 +176,10 @@ def test_otlp_histogram_is_a_histogram_with_the_same_buckets(pushed_otlp: dict[s
     # Per-bucket counts (Prometheus's are cumulative): 0.3 lands in (0.25, 0.5].
     assert list(point.bucket_counts) == [1 if b == 0.5 else 0 for b in [*bounds, float("inf")]]
     assert point.count == 1 and point.sum == pytest.approx(0.3)
+    # The exemplar of the bucket, with its trace and span (the spec: SHOULD be kept).
+    [exemplar] = point.exemplars
+    assert (exemplar.trace_id.hex(), exemplar.span_id.hex()) == (TRACE_ID, SPAN_ID)
+    assert exemplar.as_double == pytest.approx(0.3) and exemplar.time_unix_nano > 0
 
 
 def test_otlp_summary_is_a_summary(pushed_otlp: dict[str, Any]) -> None:
@@ -300,6 +306,25 @@ def test_a_clash_registered_after_start_up_is_left_out_and_logged(
     app, telemetry = telemetry_for(registry, {})
     telemetry.meter.create_counter("club.signups").add(2)
     Counter("club_signups_total", "Signups", registry=registry).inc(5)
+    with TestClient(app) as client, caplog.at_level(logging.ERROR):
+        lines = client.get("/metrics").text.splitlines()
+    telemetry.shutdown()
+    assert [line for line in lines if line.startswith("club_signups_total")] == [
+        "club_signups_total 2.0"
+    ]
+    assert "'club_signups_total' is defined twice" in caplog.text
+
+
+def test_an_undeclared_instrument_wins_over_a_bridged_metric_on_metrics(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = CollectorRegistry()
+    Counter("club_signups_total", "Signups", registry=registry).inc(5)
+    app, telemetry = telemetry_for(registry, {})
+    assert telemetry.meter_provider is not None
+    # Straight from the provider, so the bridge is not told of it.
+    meter = telemetry.meter_provider.get_meter("club")
+    meter.create_counter("club.signups").add(2)
     with TestClient(app) as client, caplog.at_level(logging.ERROR):
         lines = client.get("/metrics").text.splitlines()
     telemetry.shutdown()

@@ -72,8 +72,9 @@ class MetricsEndpoint:
         return snapshot_of(self._aggregator.entries(), self._families(), self._gauge_modes)
 
     def _families(self) -> list[MetricFamily]:
-        bridged = self._bridge.families() if self._bridge is not None else []
-        return [*self._registry.collect(), *bridged]
+        sdk = list(self._registry.collect())
+        bridged = self._bridge.families(served=sdk) if self._bridge is not None else []
+        return [*sdk, *bridged]
 
 
 class CollectedFamilies:

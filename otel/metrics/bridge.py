@@ -69,12 +69,19 @@ class PrometheusBridge:
         self._reported: set[str] = set()
         self._check_registries()
 
-    def families(self) -> list[MetricFamily]:
-        """The bridged families, as prometheus_client collects them, runtime ones last."""
+    def families(self, served: Iterable[MetricFamily] = ()) -> list[MetricFamily]:
+        """The bridged families, as prometheus_client collects them, runtime ones last.
+
+        `served`: the families the SDK's reader writes beside them; a bridged family that
+        clashes with one (an instrument the bridge was not told of) is left out.
+        """
+        taken = dict(self._otel_names)
+        for family in served:
+            taken.update(dict.fromkeys(exposed_names(family), family.name))
         found: dict[str, MetricFamily] = {}
         for registry in self._registries:
             for family in registry.collect():
-                if not self._clashes(family):
+                if not self._clashes(family, taken):
                     found.setdefault(family.name, family)
         for family in self._runtime.collect():
             found.setdefault(family.name, family)
@@ -109,14 +116,14 @@ class PrometheusBridge:
                             "given to setup_telemetry; register each metric in one of them"
                         )
 
-    def _clashes(self, family: MetricFamily) -> bool:
+    def _clashes(self, family: MetricFamily, taken: dict[str, str]) -> bool:
         # Registered after start-up and clashing with an instrument: left out, logged once.
-        clash = next((n for n in exposed_names(family) if n in self._otel_names), None)
+        clash = next((n for n in exposed_names(family) if n in taken), None)
         if clash is None:
             return False
         if family.name not in self._reported:
             self._reported.add(family.name)
-            log.error(_clash_message(family, clash, self._otel_names[clash]))
+            log.error(_clash_message(family, clash, taken[clash]))
         return True
 
 
