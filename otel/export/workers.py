@@ -248,19 +248,30 @@ def _add_family(families: dict[str, MetricFamily], data: dict[str, Any], origin:
     mode = data["mode"]
     if mode in LIVE_ONLY and origin.get("exited"):
         return
+    combine = None if mode in PER_WORKER else _COMBINE[mode.removeprefix("live")]
     index = {(s.name, tuple(sorted(s.labels.items()))): i for i, s in enumerate(family.samples)}
-    combine = _COMBINE[mode.removeprefix("live")] if mode not in PER_WORKER else None
     for name, labels, value in data["samples"]:
         # Quantiles cannot be added up: each worker's stays its own, as in the `all` mode.
         if combine is None or "quantile" in labels:
             family.add_sample(name, {**labels, "pid": str(origin.get("pid"))}, value)
-            continue
-        position = index.get((name, tuple(sorted(labels.items()))))
-        if position is None:
-            index[(name, tuple(sorted(labels.items())))] = len(family.samples)
-            family.add_sample(name, labels, value)
-            continue
-        current = family.samples[position]
-        # A start time (`_created`) is the earliest worker's, not a sum of times.
-        how = min if name.endswith("_created") else combine
-        family.samples[position] = current._replace(value=how(current.value, value))
+        else:
+            _combine(family, index, (name, labels, value), combine)
+
+
+def _combine(
+    family: MetricFamily,
+    index: dict[tuple[str, tuple[tuple[str, str], ...]], int],
+    sample: tuple[str, dict[str, str], float],
+    combine: Callable[[float, float], float],
+) -> None:
+    name, labels, value = sample
+    key = (name, tuple(sorted(labels.items())))
+    position = index.get(key)
+    if position is None:
+        index[key] = len(family.samples)
+        family.add_sample(name, labels, value)
+        return
+    current = family.samples[position]
+    # A start time (`_created`) is the earliest worker's, not a sum of times.
+    how = min if name.endswith("_created") else combine
+    family.samples[position] = current._replace(value=how(current.value, value))

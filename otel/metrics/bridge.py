@@ -44,19 +44,19 @@ def runtime_series() -> list[str]:
     return sorted({s.name for f in runtime_registry().collect() for s in f.samples})
 
 
-# The suffixes prometheus_client gives a family's samples, by type.
+# The suffixes prometheus_client gives a family's samples, by type, the name users write first.
 _SAMPLE_SUFFIXES = {
-    "counter": ("_total", "_created"),
-    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "counter": ("_total", "_created", ""),
+    "info": ("_info", ""),
+    "histogram": ("", "_bucket", "_count", "_sum", "_created"),
     "summary": ("", "_count", "_sum", "_created"),
-    "gaugehistogram": ("_bucket", "_gcount", "_gsum"),
-    "info": ("_info",),
+    "gaugehistogram": ("", "_bucket", "_gcount", "_gsum"),
 }
 
 
-def exposed_names(family: MetricFamily) -> set[str]:
-    """Every name a family takes in Prometheus: its own and its samples' (`_total`, ...)."""
-    return {family.name + suffix for suffix in ("", *_SAMPLE_SUFFIXES.get(family.type, ()))}
+def exposed_names(family: MetricFamily) -> tuple[str, ...]:
+    """Every name a family takes in Prometheus: its samples' (`_total`, ...) and its own."""
+    return tuple(family.name + suffix for suffix in _SAMPLE_SUFFIXES.get(family.type, ("",)))
 
 
 class PrometheusBridge:
