@@ -1,9 +1,9 @@
 """The club's dashboard files, dropped into the provisioning unchanged, beside ours: every
 datasource reference of every provisioned dashboard resolves, and titles do not collide.
 
-The club-style dashboard (tests/stack/club/) references its datasource by the uid the club's own
-provisioning set, as its exported files do; test_stack_e2e.py runs its queries against the real
-Prometheus of the stack.
+The club-style dashboards (tests/stack/club/) reference their datasource as the club's files do:
+the main one by the uid the club's own provisioning set, an older one by the name "Prometheus".
+test_stack_e2e.py runs their queries against the real Prometheus of the stack.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import pytest
 import yaml
 from stack_support import PROVISIONING_DIR
 
-CLUB_DASHBOARD = Path(__file__).parent / "club" / "fastapi-dashboard.json"
+CLUB_DIR = Path(__file__).parent / "club"
+CLUB_DASHBOARD = CLUB_DIR / "fastapi-dashboard.json"
 CLUB_DATASOURCE_UID = "P1809F7CD0C75ACF3"
 CONTAINER_ROOT = Path("/etc/grafana/provisioning")  # where compose mounts grafana/provisioning
 # Grafana's own pseudo-datasources, valid in any dashboard.
@@ -30,7 +31,8 @@ def provisioning(tmp_path: Path) -> Path:
     """A copy of grafana/provisioning with the club's dashboard dropped in unchanged."""
     root = tmp_path / "provisioning"
     shutil.copytree(PROVISIONING_DIR, root)
-    shutil.copy(CLUB_DASHBOARD, root / "club-dashboards")
+    for dashboard in CLUB_DIR.glob("*.json"):
+        shutil.copy(dashboard, root / "club-dashboards")
     return root
 
 
@@ -94,8 +96,9 @@ def test_every_datasource_reference_resolves(provisioning: Path) -> None:
         for provider in providers(provisioning)
         for dashboard in provider_dashboards(provisioning, provider).values()
     ]
-    assert len(loaded) >= 6  # ours (the app, PostgreSQL, Redis, Nginx, Node) and the club's
-    assert any(d["uid"] == "fdq6z8l9c2w3sd" for d in loaded)
+    assert len(loaded) >= 7  # ours (the app, PostgreSQL, Redis, Nginx, Node) and the club's two
+    assert {"fdq6z8l9c2w3sd", "club-redis"} <= {d["uid"] for d in loaded}
+    assert "Prometheus" in list(references(loaded))  # the older style, by name
     assert unresolved(provisioning) == []
 
 
