@@ -39,11 +39,6 @@ def runtime_registry() -> CollectorRegistry:
     return registry
 
 
-def runtime_series() -> list[str]:
-    """The names of the runtime series, as prometheus_client writes their samples."""
-    return sorted({s.name for f in runtime_registry().collect() for s in f.samples})
-
-
 # The suffixes prometheus_client gives a family's samples, by type, the name users write first.
 _SAMPLE_SUFFIXES = {
     "counter": ("_total", "_created", ""),
