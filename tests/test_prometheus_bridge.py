@@ -337,12 +337,12 @@ def test_an_undeclared_instrument_wins_over_a_bridged_metric_on_metrics(
 # --- gauges across workers -----------------------------------------------------------------------
 
 LIVE_VALUES = {101: 3.0, 102: 5.0}
-EXITED_VALUES = {103: 9.0}
+EXITED_VALUES = {103: 9.0, 104: 1.0}
 
 
 def prometheus_client_multiprocess(mode: str, directory: Path, monkeypatch: Any) -> set[Any]:
     """The gauge as prometheus_client's multiprocess mode combines it: processes 101 and 102
-    live, 103 exited."""
+    live, 103 and 104 exited."""
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
     for pid, value in {**LIVE_VALUES, **EXITED_VALUES}.items():
         process_value = prometheus_client.values.MultiProcessValue(lambda pid=pid: pid)
@@ -355,7 +355,9 @@ def prometheus_client_multiprocess(mode: str, directory: Path, monkeypatch: Any)
     return {(s.name, tuple(sorted(s.labels.items())), s.value) for s in samples}
 
 
-def ours(mode: str) -> set[Any]:
+def ours(mode: str, folded: bool) -> set[Any]:
+    """The same through our snapshots; `folded`: the exited workers' final snapshots merged
+    into one first (and snapshotted again without the modes), as a directory may keep them."""
     modes = GaugeModes({"club_queue_depth": mode})
 
     def snapshot(pid: int, value: float) -> dict[str, Any]:
@@ -364,19 +366,23 @@ def ours(mode: str) -> set[Any]:
 
     [(own_pid, own_value), *live] = LIVE_VALUES.items()
     peers = [snapshot(pid, value) for pid, value in live]
-    peers += [kept_after_exit(snapshot(pid, value)) for pid, value in EXITED_VALUES.items()]
+    finals = [kept_after_exit(snapshot(pid, value)) for pid, value in EXITED_VALUES.items()]
+    if folded:
+        _, families = merge(finals[0], finals[1:])
+        finals = [kept_after_exit({**snapshot_of([], families), "pid": 1})]
     # Through JSON, as the snapshots travel between workers.
-    peers = json.loads(json.dumps(peers))
-    _, families = merge(snapshot(own_pid, own_value), peers)
-    samples = [s for family in families for s in family.samples]
+    peers = json.loads(json.dumps(peers + finals))
+    _, merged = merge(snapshot(own_pid, own_value), peers)
+    samples = [s for family in merged for s in family.samples]
     return {(s.name, tuple(sorted(s.labels.items())), s.value) for s in samples}
 
 
+@pytest.mark.parametrize("folded", [False, True], ids=["finals", "folded"])
 @pytest.mark.parametrize("mode", MODES)
 def test_gauge_modes_combine_as_prometheus_client_multiprocess(
-    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mode: str, folded: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert ours(mode) == prometheus_client_multiprocess(mode, tmp_path, monkeypatch)
+    assert ours(mode, folded) == prometheus_client_multiprocess(mode, tmp_path, monkeypatch)
 
 
 OBSERVATIONS = {101: [0.2, 3.0], 102: [0.7], 103: [12.0, 0.01, 0.4]}  # 103 has exited

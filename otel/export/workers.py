@@ -153,8 +153,22 @@ def snapshot_of(
     return {
         "pid": os.getpid(),
         "entries": [_entry_json(e) for e in entries],
-        "families": [_family_json(f, modes.mode(f.name, f.type)) for f in families],
+        "families": [_family_json(f, _mode(f, modes)) for f in families],
     }
+
+
+class MergedFamily(MetricFamily):
+    """A family merged from several workers; it keeps its mode for when it is merged again."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__(data["name"], data["documentation"], data["type"], data["unit"])
+        self.mode: str = data["mode"]
+
+
+def _mode(family: MetricFamily, modes: GaugeModes) -> str:
+    if isinstance(family, MergedFamily):
+        return family.mode
+    return modes.mode(family.name, family.type)
 
 
 def merge(own: Snapshot, peers: Iterable[Snapshot]) -> tuple[list[Entry], list[MetricFamily]]:
@@ -164,11 +178,12 @@ def merge(own: Snapshot, peers: Iterable[Snapshot]) -> tuple[list[Entry], list[M
     for snapshot in snapshots:
         for data in snapshot["entries"]:
             _add_entry(entries, _entry(data))
-    families: dict[str, MetricFamily] = {}
+    families: dict[str, MergedFamily] = {}
     for snapshot in snapshots:
         for data in snapshot["families"]:
             _add_family(families, data, snapshot)
-    return list(entries.values()), list(families.values())
+    merged: list[MetricFamily] = list(families.values())
+    return list(entries.values()), merged
 
 
 def kept_after_exit(snapshot: Snapshot) -> Snapshot:
@@ -240,11 +255,10 @@ _COMBINE: Mapping[str, Callable[[float, float], float]] = {
 }
 
 
-def _add_family(families: dict[str, MetricFamily], data: dict[str, Any], origin: Snapshot) -> None:
+def _add_family(families: dict[str, MergedFamily], data: dict[str, Any], origin: Snapshot) -> None:
     family = families.get(data["name"])
     if family is None:
-        family = MetricFamily(data["name"], data["documentation"], data["type"], data["unit"])
-        families[data["name"]] = family
+        family = families[data["name"]] = MergedFamily(data)
     mode = data["mode"]
     if mode in LIVE_ONLY and origin.get("exited"):
         return
@@ -253,7 +267,8 @@ def _add_family(families: dict[str, MetricFamily], data: dict[str, Any], origin:
     for name, labels, value in data["samples"]:
         # Quantiles cannot be added up: each worker's stays its own, as in the `all` mode.
         if combine is None or "quantile" in labels:
-            family.add_sample(name, {**labels, "pid": str(origin.get("pid"))}, value)
+            # A sample merged before keeps the pid it was given then.
+            family.add_sample(name, {"pid": str(origin.get("pid")), **labels}, value)
         else:
             _combine(family, index, (name, labels, value), combine)
 
