@@ -24,7 +24,7 @@ import yaml
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from otel.metrics.contract import CONTRACT
-from otel.metrics.naming import metric_name
+from otel.metrics.naming import MetricType, metric_name
 from tests.test_compose import (
     DEV,
     DUMMY_SECRETS,
@@ -276,10 +276,17 @@ def test_prometheus_exporter_options_give_the_contract_names_and_labels() -> Non
     assert seconds(exporter["metric_expiration"]) > 0
 
 
+CONTRACT_TYPES = {
+    "counter": MetricType.MONOTONIC_COUNTER,
+    "gauge": MetricType.GAUGE,
+    "histogram": MetricType.HISTOGRAM,
+}
+
+
 def test_underscore_escaping_with_suffixes_gives_the_contract_names() -> None:
     """What the SDK sends, named as the collector's translator does (otel/metrics/naming.py)."""
     for spec in CONTRACT:
-        name = metric_name(spec.stream, spec.unit, monotonic_sum=spec.kind == "counter")
+        name = metric_name(spec.stream, spec.unit, CONTRACT_TYPES[spec.kind])
         assert name == spec.prometheus_name
     # The runtime series are SDK instruments named like prometheus_client's families, no unit.
     registry = CollectorRegistry(auto_describe=False)
@@ -288,7 +295,7 @@ def test_underscore_escaping_with_suffixes_gives_the_contract_names() -> None:
     assert {f.name for f in families} >= {"python_gc_objects_collected", "process_cpu_seconds"}
     for family in families:
         samples = {sample.name for sample in family.samples}
-        assert samples == {metric_name(family.name, "", monotonic_sum=family.type == "counter")}
+        assert samples == {metric_name(family.name, "", CONTRACT_TYPES[family.type])}
 
 
 # --- Tempo's config ---
