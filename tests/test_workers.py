@@ -80,6 +80,7 @@ class ContinuousScrapes:
 
     def __init__(self, url: str) -> None:
         self.totals: list[float | None] = []
+        self.resets = 0
         self._url = url
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run)
@@ -88,7 +89,14 @@ class ContinuousScrapes:
     def _run(self) -> None:
         with fresh_connection(self._url) as client:
             while not self._stop.is_set():
-                scrape = Scrape(client.get("/metrics", timeout=30).text)
+                try:
+                    response = client.get("/metrics", timeout=30)
+                except httpx.TransportError:
+                    # uvicorn resets a connection the stopping worker accepted but will not
+                    # serve; the scraper tries again, as Prometheus would on its next scrape.
+                    self.resets += 1
+                    continue
+                scrape = Scrape(response.text)
                 self.totals.append(scrape.value("fastapi_requests_total", **ROUTE))
 
     def stop(self) -> list[float | None]:
