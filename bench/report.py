@@ -167,19 +167,24 @@ def _workers_scrape(results: Results) -> str:
             f"{s['p50_ms']:.1f}",
             f"{s['p99_ms']:.1f}",
             f"{s['max_ms']:.1f}",
+            f"{s['cpu_ms']:.1f}",
             _mb(s["bytes"]),
             s["scrapes"],
         )
         for count, s in ((1, data["single"]), (data["workers"], data["several"]))
     ]
-    head = ("`uvicorn --workers`", "series", "p50 ms", "p99 ms", "max ms", "size", "scrapes")
+    head = (
+        "`uvicorn --workers`", "series", "p50 ms", "p99 ms", "max ms", "CPU ms", "size", "scrapes"
+    )  # fmt: skip
     return (
         f"## One `/metrics` scrape under {data['workers']} workers\n\n"
         + table(head, rows)
         + "\n\nEvery worker holds the same request series; the worker that answers asks its "
         "peers for their snapshots and adds them up (the counts are checked to be "
         f"{data['workers']} times one worker's). Over HTTP, both servers on the server core, "
-        "scraped in turn."
+        "scraped in turn. CPU ms is the CPU time of all the server's processes per scrape: the "
+        "latency of a scrape that passes through several processes on one shared core suffers "
+        "most from other work on the machine."
     )
 
 

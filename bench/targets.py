@@ -133,7 +133,8 @@ def _workers_scrape(results: Results) -> list[Target]:
         ratio = several[key] / single[key]
         measured = (
             f"{ratio:.2f}x: {several[key]:.1f} ms vs {single[key]:.1f} ms "
-            f"at {several['series']:,} series"
+            f"at {several['series']:,} series (CPU per scrape, all processes: "
+            f"{several['cpu_ms'] / single['cpu_ms']:.2f}x)"
         )
         title = f"Scrape under {data['workers']} workers: {key[:3]}"
         targets.append(Target(title, wanted, measured, ratio <= WORKERS_SCRAPE_BOUND))

@@ -20,6 +20,7 @@ from bench.procs import (
     clean_env,
     free_port,
     get,
+    group_cpu_seconds,
     pinned,
     uvicorn,
     wait_http,
@@ -51,10 +52,13 @@ def measure(
             wait_quiet(proc.pid)
         _check_merged(servers["single"][1], servers["several"][1], workers)
         times: dict[str, list[float]] = {name: [] for name in servers}
+        cpu = dict.fromkeys(servers, 0.0)
         sizes: dict[str, int] = {}
         for _ in range(settings.workers_scrape_repeats):  # interleaved: the same noise for both
-            for name, (_, port, _) in servers.items():
+            for name, (proc, port, _) in servers.items():
+                before = group_cpu_seconds(proc.pid)
                 seconds, body = _scrape(port)
+                cpu[name] += group_cpu_seconds(proc.pid) - before
                 times[name].append(seconds)
                 sizes[name] = len(body)
     finally:
@@ -62,7 +66,7 @@ def measure(
             procs.stop(proc)
     return {
         "workers": workers,
-        **{name: _summary(times[name], sizes[name], series) for name in servers},
+        **{name: _summary(times[name], cpu[name], sizes[name], series) for name in servers},
     }
 
 
@@ -93,9 +97,10 @@ def _count(port: int) -> float:
     return float(found.group(1))
 
 
-def _summary(times: list[float], size: int, series: int) -> dict[str, Any]:
+def _summary(times: list[float], cpu_s: float, size: int, series: int) -> dict[str, Any]:
     ordered = sorted(times)
     return {
+        "cpu_ms": cpu_s / len(times) * 1e3,  # all the server's processes, per scrape
         "p50_ms": statistics.median(times) * 1e3,
         "p99_ms": ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] * 1e3,
         "max_ms": ordered[-1] * 1e3,
