@@ -20,6 +20,7 @@ from bench import (
     chart,
     machine,
     memory,
+    readme,
     report,
     scrape,
     serialise,
@@ -40,6 +41,7 @@ from bench.procs import (
     wait_http,
 )
 from bench.settings import (
+    FULL_OUTPUTS,
     PARTS,
     REJECTED_OUTPUTS,
     RESULTS_DIR,
@@ -56,7 +58,7 @@ Results = dict[str, Any]
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true", help="1 short round of everything, < 60 s")
+    p.add_argument("--smoke", action="store_true", help="every variant and part once, briefly")
     p.add_argument("--rounds", type=int, help="rounds over all variants (full: 5)")
     p.add_argument("--duration", type=int, dest="duration_s", help="seconds per route (full: 5)")
     p.add_argument("--warmup", type=int, dest="warmup_s", help="wrk warm-up seconds (full: 2)")
@@ -155,6 +157,8 @@ def write(results: Results, settings: Settings) -> None:
     out.markdown.write_text(report.render(results, out.chart.name, str(out.json.relative_to(ROOT))))
     if results.get("throughput"):
         chart.draw(results, out.chart)
+    if out == FULL_OUTPUTS:
+        readme.update(performance=out.markdown)  # the README's summary, from what was published
 
 
 def problems(results: Results) -> list[str]:

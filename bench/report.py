@@ -269,10 +269,12 @@ def _method(results: Results) -> str:
 - **OTLP sink.** `bench/sink.py`, a small HTTP server on core 1 that answers `POST /v1/metrics`
   and `/v1/traces` with an empty success and discards the body. The OTLP variants use
   `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`, `OTEL_EXPORTER_OTLP_ENDPOINT` set to the sink and
-  `OTEL_METRIC_EXPORT_INTERVAL=1000`. The tracing variants sample every request and export in
-  batches: ours with `OTEL_TRACES_EXPORTER=otlp` and `OTEL_TRACES_SAMPLER=always_on` (its server
-  span from `otel/traces/server_span.py`, through the SDK's `BatchSpanProcessor` and OTLP/HTTP
-  exporter sending the encoding of `otel/traces/span_encoding.py`), upstream
+  `OTEL_METRIC_EXPORT_INTERVAL=1000`. The tracing variants serve their metrics on `/metrics`, as
+  the upstream one does, and export spans in batches: ours with `OTEL_TRACES_EXPORTER=otlp` and
+  `OTEL_TRACES_SAMPLER=always_on`, or `parentbased_traceidratio` with
+  `OTEL_TRACES_SAMPLER_ARG=0.1` (its server span from `otel/traces/server_span.py`, through the
+  SDK's `BatchSpanProcessor` and OTLP/HTTP exporter sending the encoding of
+  `otel/traces/span_encoding.py`), upstream
   with an SDK `TracerProvider` (default sampler) and a `BatchSpanProcessor`, keeping the
   instrumentor's default spans (a server span and one per ASGI `send`).
 - **Scrape.** One process per size on core 0 builds our app (`setup_telemetry(app,
