@@ -8,7 +8,7 @@ import marshal
 
 import pytest
 
-from otel.export.workers import Snapshot, merge, snapshot_of
+from otel.export.workers import Snapshot, merge, merge_into, snapshot_of
 from otel.metrics.aggregator import RequestAggregator
 
 # (worker, method, endpoint, status, seconds): what each worker served.
@@ -55,3 +55,16 @@ def test_a_peer_with_other_buckets_is_refused() -> None:
     peer["entries"][0][3] = peer["entries"][0][3][:-1]
     with pytest.raises(ValueError, match="buckets"):
         merge(own, [peer])
+
+
+def test_own_entries_given_as_they_are_merge_as_their_snapshot_would() -> None:
+    workers = [RequestAggregator() for _ in range(2)]
+    for worker, method, endpoint, status, seconds in REQUESTS:
+        workers[min(worker, 1)].record(method, endpoint, status, seconds)
+    own, peer = (snapshot_of(w.entries(), []) for w in workers)
+    as_snapshot, _ = merge(own, [peer])
+    as_entries, _ = merge_into(workers[0].entries(), snapshot_of((), []), [peer])
+    assert sorted(as_entries, key=lambda e: e.endpoint) == sorted(
+        as_snapshot, key=lambda e: e.endpoint
+    )
+    assert sum(e.count for e in as_entries) == len(REQUESTS)

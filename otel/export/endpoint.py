@@ -11,7 +11,7 @@ from prometheus_client.metrics_core import Metric as MetricFamily
 from starlette.types import Receive, Scope, Send
 
 from otel.export.render import render_request_metrics
-from otel.export.workers import Snapshot, WorkerExchange, merge, snapshot_of
+from otel.export.workers import Snapshot, WorkerExchange, merge_into, snapshot_of
 from otel.metrics.aggregator import RequestAggregator
 
 _EOF = "# EOF\n"
@@ -48,7 +48,9 @@ class MetricsEndpoint:
         if self.exchange is None:
             entries, families = self._aggregator.entries(), self._registry
         else:
-            merged, merged_families = merge(self.snapshot(), self.exchange.peer_snapshots())
+            own = snapshot_of((), self._registry.collect())  # its entries are added as they are
+            peers = self.exchange.peer_snapshots()
+            merged, merged_families = merge_into(self._aggregator.entries(), own, peers)
             entries, families = merged, CollectedFamilies(merged_families)
         ours = render_request_metrics(entries, self._aggregator.bounds, openmetrics=openmetrics)
         rest = encoder(families).decode()  # any object with collect() will do

@@ -168,8 +168,15 @@ def snapshot_of(entries: Iterable[Entry], families: Iterable[MetricFamily]) -> S
 
 def merge(own: Snapshot, peers: Iterable[Snapshot]) -> tuple[list[Entry], list[MetricFamily]]:
     """The sum of all workers' request metrics, and their families merged by GAUGE_MERGE."""
+    return merge_into([], own, peers)
+
+
+def merge_into(
+    own_entries: list[Entry], own: Snapshot, peers: Iterable[Snapshot]
+) -> tuple[list[Entry], list[MetricFamily]]:
+    """As merge, with this worker's entries given as they are (copies it may add into)."""
     snapshots = [own, *peers]
-    entries: dict[tuple[str, str], Entry] = {}
+    entries = {(e.method, e.endpoint): e for e in own_entries}
     for snapshot in snapshots:
         for data in snapshot["entries"]:
             _add_entry(entries, data)
