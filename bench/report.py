@@ -243,12 +243,14 @@ def _method(results: Results) -> str:
   (`GET /ping` returns a small dict, `GET /items/{{item_id}}` an int path parameter; no response
   models). It runs as `taskset -c 0 python -m uvicorn bench.apps.MODULE:app --no-access-log
   --log-level warning`: one worker on core 0, with the uvloop and httptools that `uvicorn[standard]`
-  picks. Each start is checked: both routes answer 200, the variant's own series appear on its
-  `/metrics`, and a pushing variant's exports reach the OTLP sink.
+  picks. Every app freezes its start-up heap once started (`gc.collect()`, `gc.freeze()`), as the
+  memo service does. Each start is checked: both routes answer 200, the variant's own series
+  appear on its `/metrics`, and a pushing variant's exports reach the OTLP sink.
 - **The memo service.** `uvicorn service.main:app` the same way, on a fresh SQLite file per start
   (`LOG_LEVEL=WARNING`), with its start-up heap frozen (`GC_FREEZE`, the default); telemetry off
   is `OTEL_SDK_DISABLED=true`. wrk reads one memo by id (`GET /memos/{{id}}`, a memo the check
-  creates) and creates memos (`POST /memos/`, `bench/wrk/post_memo.lua`). The 4-worker variants
+  creates) and creates memos (`POST /memos/`, `bench/wrk/post_memo.lua`), after 50 scripted
+  requests per route. The 4-worker variants
   run `--workers 4`, all on core 0; their CPU time is that of every process in the server's
   process group (the supervisor and its workers), and they are measured only once the group is
   idle after start-up and a wrk warm-up has reached every worker. The Redis variants cache reads
@@ -284,6 +286,11 @@ def _method(results: Results) -> str:
   with the GC, platform and process collectors). Each app's `GET /metrics` is called through ASGI
   (no socket, no gzip): one warm-up scrape, then {s["scrape_repeats"]} interleaved scrapes,
   median. One (method, endpoint) pair with one status is 18 series.
+- **Scrape under {s["workers_scrape_workers"]} workers.** `bench/apps/ours_series.py` records
+  {s["workers_scrape_series"]:,} series' label sets at start-up in every worker; one server runs it
+  with `--workers {s["workers_scrape_workers"]}`, one with a single worker, both on core 0, and
+  `GET /metrics` goes to each in turn over HTTP, {s["workers_scrape_repeats"]} times. The worker
+  that answers asks its peers for their snapshots (`otel/export/workers.py`) and adds them up.
 - **Memory.** A fresh server per variant gets {s["memory_warmup_requests"]:,} warm-up requests and
   then {s["memory_requests"]:,} from `bench/flood.py` (32 connections, on core 1): every other
   request goes to a distinct unmatched path with a random method (standard ones and WebDAV-style

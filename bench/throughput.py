@@ -33,6 +33,7 @@ from bench.variants import BARE, Variant
 
 ROUTES = (PING_PATH, ITEM_PATH)  # every variant must answer both, whichever are loaded
 WARMUP_REQUESTS = 200  # per route, before any wrk run: creates the series, fills caches
+MEMO_WARMUP_REQUESTS = 50  # the memo service's routes are slower; wrk's warm-up follows
 PUSH_WAIT_S = 6.0  # longer than the batch span processor's 5 s schedule delay
 
 
@@ -130,7 +131,7 @@ def _checked_requests(
         wait_quiet(proc.pid)  # the other workers are still importing and migrating
         _check_workers(variant, proc.pid)
     requests = memo_requests(port)
-    warm_up(port, requests, WARMUP_REQUESTS)
+    warm_up(port, requests, MEMO_WARMUP_REQUESTS)
     _check_probe(variant, port)
     return requests
 
