@@ -253,7 +253,9 @@ def _method(results: Results) -> str:
   requests per route. The 4-worker variants
   run `--workers 4`, all on core 0; their CPU time is that of every process in the server's
   process group (the supervisor and its workers), and they are measured only once the group is
-  idle after start-up and a wrk warm-up has reached every worker. The Redis variants cache reads
+  idle after start-up and a wrk warm-up has reached every worker. Four workers sharing one core
+  cost more CPU per request than one worker (four event loops waking for fewer requests each,
+  four heaps through one cache): compare them with each other, not with the single worker. The Redis variants cache reads
   in the Redis at `BENCH_REDIS_URL` under a namespace of their own; the traced one samples 10%
   (`parentbased_traceidratio`, 0.1) and exports over OTLP to the sink, with child spans for the
   SQL statements and Redis commands. Each start is checked: `/health` answers, the created memo
