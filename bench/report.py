@@ -133,6 +133,7 @@ def _scrape(results: Results) -> str:
     rows = []
     for r in results.get("scrape") or []:
         ours, base = r["ours"], r["prometheus_client"]
+        bridged = r.get("bridged")
         rows.append(
             (
                 f"{ours['series']:,}",
@@ -141,6 +142,8 @@ def _scrape(results: Results) -> str:
                 _x(ours["ms"] / base["ms"]),
                 _mb(ours["bytes"]),
                 _mb(base["bytes"]),
+                "-" if bridged is None else f"{bridged['ms']:.1f}",
+                _x(None if bridged is None else bridged["ms"] / base["ms"]),
             )
         )
     if not rows:
@@ -152,8 +155,14 @@ def _scrape(results: Results) -> str:
         "ours / prometheus_client",
         "ours size",
         "prometheus_client size",
+        "bridged ms",
+        "bridged / prometheus_client",
     )
-    return "## One `/metrics` scrape\n\n" + table(head, rows)
+    note = (
+        "\n\n*bridged*: the same series defined with prometheus_client and served by our "
+        "`/metrics` through the Prometheus bridge."
+    )
+    return "## One `/metrics` scrape\n\n" + table(head, rows) + note
 
 
 def _workers_scrape(results: Results) -> str:
@@ -255,11 +264,12 @@ def _method(results: Results) -> str:
   process group (the supervisor and its workers), and they are measured only once the group is
   idle after start-up and a wrk warm-up has reached every worker. Four workers sharing one core
   cost more CPU per request than one worker (four event loops waking for fewer requests each,
-  four heaps through one cache): compare them with each other, not with the single worker. The Redis variants cache reads
-  in the Redis at `BENCH_REDIS_URL` under a namespace of their own; the traced one samples 10%
-  (`parentbased_traceidratio`, 0.1) and exports over OTLP to the sink, with child spans for the
-  SQL statements and Redis commands. Each start is checked: `/health` answers, the created memo
-  reads back, `--workers 4` runs four workers, the probe series and pushes arrive as above.
+  four heaps through one cache): compare them with each other, not with the single worker. The
+  Redis variants cache reads in the Redis at `BENCH_REDIS_URL` under a namespace of their own;
+  the traced one samples 10% (`parentbased_traceidratio`, 0.1) and exports over OTLP to the sink,
+  with child spans for the SQL statements and Redis commands. Each start is checked: `/health`
+  answers, the created memo reads back, `--workers 4` runs four workers, the probe series and
+  pushes arrive as above.
 - **Load.** `taskset -c 1 wrk -t1 -c{s["connections"]} -d{s["duration_s"]}s --latency` on core 1.
   Every round starts each variant afresh, sends 200 scripted requests per route, warms up with
   wrk for {s["warmup_s"]} s, then loads {_loaded(s["routes"])} for {s["duration_s"]} s each (the
