@@ -9,10 +9,13 @@ failure; exits 1 when anything fails, 0 otherwise (SKIP does not fail).
 - Prometheus: /-/healthy and the state of every scrape target;
 - Grafana: /api/health, the provisioned datasource (uid `prometheus`) and Grafana's own health
   check of it;
+- Alertmanager: /-/healthy, Prometheus has it as an active Alertmanager, and no notification
+  fails (Prometheus -> Alertmanager over 5 minutes, Alertmanager -> receivers since it started);
 - every dashboard panel and variable query (grafana/provisioning/dashboards/*.json), with
   Grafana's variables substituted, run against Prometheus: does it return data?
 
-    python scripts/doctor.py [--app URL] [--prometheus URL] [--grafana URL] [--port NAME=PORT]
+    python scripts/doctor.py [--app URL] [--prometheus URL] [--grafana URL] [--alertmanager URL]
+                             [--port NAME=PORT]
                              [--wait SECONDS] [--json]
 """
 
@@ -35,14 +38,17 @@ from urllib.parse import urlsplit
 import httpx
 
 try:
+    from scripts import doctor_alerting
     from scripts.dashboards import DASHBOARD_DIR, grafana_queries, load_dashboards
 except ModuleNotFoundError:  # run as `python scripts/doctor.py`: scripts/ is on sys.path
+    import doctor_alerting  # type: ignore[no-redef]
     from dashboards import DASHBOARD_DIR, grafana_queries, load_dashboards  # type: ignore[no-redef]
 
 # Environment variables (flags win). Defaults are the compose host ports.
 ENV_APP_URL = "DOCTOR_APP_URL"
 ENV_PROMETHEUS_URL = "DOCTOR_PROMETHEUS_URL"
 ENV_GRAFANA_URL = "DOCTOR_GRAFANA_URL"
+ENV_ALERTMANAGER_URL = "DOCTOR_ALERTMANAGER_URL"
 ENV_STACK = "DOCTOR_STACK"
 ENV_GRAFANA_USER = "GRAFANA_ADMIN_USER"
 ENV_GRAFANA_PASSWORD = "GRAFANA_ADMIN_PASSWORD"
@@ -50,6 +56,7 @@ DEFAULT_URLS = {
     "app": "http://localhost:8000",
     "prometheus": "http://localhost:9090",
     "grafana": "http://localhost:3001",
+    "alertmanager": "http://localhost:9093",
 }
 DATASOURCE_UID = "prometheus"
 # What a scrape of the app must show (design.md, "The metric contract"), one series per family.
@@ -130,6 +137,7 @@ SERVICES = (
     Service("app", 8000, "the app", http_probe("/health", '"services"')),
     Service("prometheus", 9090, "Prometheus", http_probe("/-/healthy", "Prometheus")),
     Service("grafana", 3001, "Grafana", http_probe("/api/health", '"database"')),
+    Service("alertmanager", 9093, "Alertmanager", http_probe("/api/v2/status", '"versionInfo"')),
     Service("postgres", 5432, "PostgreSQL", postgres_probe),
     Service("redis", 6381, "Redis", redis_probe),
     Service("nginx", 8080, "nginx", http_probe("/", "nginx", header="server")),
@@ -323,6 +331,7 @@ class Config:
     app: str
     prometheus: str
     grafana: str
+    alertmanager: str
     grafana_auth: tuple[str, str]
     dashboards: Path
     ports: dict[str, int]
@@ -527,6 +536,32 @@ def check_dashboards(cfg: Config, client: httpx.Client) -> list[Row]:
     return [check_dashboard(cfg, client, dashboard) for dashboard in dashboards.values()]
 
 
+# ---------------------------------------------------------------- alerting
+
+
+def check_alerting(cfg: Config, client: httpx.Client, prometheus_ok: bool) -> list[Row]:
+    """Alertmanager healthy, Prometheus sending to it, no notification failing."""
+    health = Row(
+        "alertmanager /-/healthy", *doctor_alerting.alertmanager_health(cfg.alertmanager, client)
+    )
+    rows = [health]
+    if prometheus_ok:
+        sends = Row(
+            "prometheus -> alertmanager",
+            *doctor_alerting.prometheus_sends_alerts(cfg.prometheus, client),
+        )
+        rows.append(sends)
+        if sends.status == OK:
+            found = doctor_alerting.prometheus_notifications(cfg.prometheus, client)
+            rows.append(Row("prometheus notifications", *found))
+    if health.status == OK:
+        found = doctor_alerting.receiver_notifications(cfg.alertmanager, client)
+        rows.append(Row("alertmanager notifications", *found))
+    else:
+        rows.append(Row("alertmanager notifications", SKIP, "Alertmanager unreachable"))
+    return rows
+
+
 # ---------------------------------------------------------------- running and reporting
 
 
@@ -536,7 +571,8 @@ def run_checks(cfg: Config) -> list[Row]:
         rows = [check_port(s, cfg.ports[s.name], table, client, cfg.stack) for s in SERVICES]
         rows += [check_app_health(cfg, client), check_app_metrics(cfg, client)]
         rows.append(check_prometheus_health(cfg, client))
-        if rows[-1].status == OK:
+        prometheus_ok = rows[-1].status == OK
+        if prometheus_ok:
             rows += check_targets(cfg, client) + check_dashboards(cfg, client)
         else:
             rows.append(Row("targets and dashboards", SKIP, "Prometheus is unreachable"))
@@ -545,6 +581,7 @@ def run_checks(cfg: Config) -> list[Row]:
             rows.append(check_datasource(cfg, client))
         else:
             rows.append(Row(f"grafana datasource {DATASOURCE_UID}", SKIP, "Grafana unreachable"))
+        rows += check_alerting(cfg, client, prometheus_ok)
     return rows
 
 
@@ -583,7 +620,12 @@ def _url_port(url: str) -> int:
 
 def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    env = {"app": ENV_APP_URL, "prometheus": ENV_PROMETHEUS_URL, "grafana": ENV_GRAFANA_URL}
+    env = {
+        "app": ENV_APP_URL,
+        "prometheus": ENV_PROMETHEUS_URL,
+        "grafana": ENV_GRAFANA_URL,
+        "alertmanager": ENV_ALERTMANAGER_URL,
+    }
     for name, variable in env.items():
         default = os.environ.get(variable, DEFAULT_URLS[name])
         parser.add_argument(f"--{name}", default=default, help=f"env {variable}, {default}")

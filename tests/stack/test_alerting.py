@@ -27,6 +27,7 @@ import httpx
 import pytest
 import yaml
 
+from scripts import doctor_alerting
 from tests.servers import Processes, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -428,3 +429,11 @@ def test_a_receiver_that_is_down_is_retried_and_nothing_is_lost(quiet: Alerting)
     prometheus = httpx.get(f"{quiet.prometheus}/metrics", timeout=5).text
     errors = [line for line in prometheus.splitlines() if "notifications_errors_total{" in line]
     assert errors and all(float(line.split()[-1]) == 0 for line in errors), errors
+
+    # `make doctor` reports the outage from Alertmanager's own counters; Prometheus's side is clean.
+    with httpx.Client() as client:
+        status, detail, hint = doctor_alerting.receiver_notifications(quiet.alertmanager, client)
+        prometheus = doctor_alerting.prometheus_notifications(quiet.prometheus, client)
+    assert status == "FAIL" and detail.startswith("since start: webhook: "), detail
+    assert "ALERTMANAGER_PAGE_URL" in hint
+    assert prometheus[0] == "OK", prometheus

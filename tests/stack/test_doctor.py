@@ -110,7 +110,7 @@ def stack_args(stack: Stack, grafana: str) -> list[str]:
         "node-exporter": stack.ports.node_exporter,
     }
     args = ["--stack", "local", "--app", stack.app, "--prometheus", stack.prometheus]
-    args += ["--grafana", grafana]
+    args += ["--grafana", grafana, "--alertmanager", f"http://127.0.0.1:{stack.ports.alertmanager}"]
     return args + [f"--port={name}={port}" for name, port in ports.items()]
 
 
@@ -177,6 +177,28 @@ def test_stopped_app_and_exporter_fail_with_hints(healthy_stack: Stack, grafana:
     }
     assert table.stdout.count("fix:") == len(failed)
     assert "6 FAIL" in table.stdout
+
+
+@stack_test
+def test_healthy_stack_reports_alerting(healthy_stack: Stack, grafana: str) -> None:
+    rows = rows_of(run_doctor(*stack_args(healthy_stack, grafana), "--json"))
+    alertmanager = f"http://127.0.0.1:{healthy_stack.ports.alertmanager}"
+    assert rows["prometheus -> alertmanager"]["detail"] == f"{alertmanager}/api/v2/alerts"
+    # The stack's Alertmanager runs as development does without .env: no receiver.
+    assert "no receiver set" in rows["alertmanager /-/healthy"]["detail"]
+    for check in ("prometheus notifications", "alertmanager notifications"):
+        assert rows[check]["status"] == "OK", rows[check]
+
+
+@stack_test
+def test_stopped_alertmanager_fails_with_a_hint(healthy_stack: Stack, grafana: str) -> None:
+    with healthy_stack.stopped("alertmanager"):
+        rows = rows_of(run_doctor(*stack_args(healthy_stack, grafana), "--json"))
+    health = rows["alertmanager /-/healthy"]
+    assert health["status"] == "FAIL" and health["detail"].startswith("unreachable")
+    assert "docker-compose ps alertmanager" in health["hint"]
+    assert "amtool check-config" in health["hint"]
+    assert rows["alertmanager notifications"]["status"] == "SKIP"
 
 
 def _down(stack: Stack) -> set[str]:
