@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from tests.faults.proxy import FaultProxy
-from tests.faults.support import SOAK, timed
+from tests.faults.support import SOAK, scaled, timed
 from tests.servers import Processes, start_service
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 REDIS_TIMEOUT = 0.25  # the service's default REDIS_TIMEOUT_SECONDS
 # A request may wait out the Redis timeout once for its read and once for a write's invalidation;
 # the rest is the database and a noisy machine.
-BOUND = 4 * REDIS_TIMEOUT + 0.5
+BOUND = 4 * REDIS_TIMEOUT + scaled(0.5)
 OUTAGE_ROUNDS = 40 if SOAK else 4
 AFTER_RESTORE_SECONDS = 3.0  # past the cache's 2 s retry pause, so Redis is used again
 
