@@ -63,9 +63,9 @@ def _met(met: bool | None) -> str:
 def _targets(results: Results) -> str:
     rows = [(t["name"], t["wanted"], t["measured"], _met(t["met"])) for t in results["targets"]]
     return (
-        "## Targets (issue 6)\n\n"
+        "## Targets\n\n"
         + table(("target", "wanted", "measured", "result"), rows, "llll")
-        + "\n\nThroughput targets are judged on the req/s ratio, as the issue states them. In "
+        + "\n\nThroughput targets are judged on the req/s ratio, as the targets state them. In "
         "brackets, the same ratio from the server's CPU time per request (bare's over the "
         "variant's), which other work on the machine disturbs much less: where the two disagree, "
         "the difference is noise."

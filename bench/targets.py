@@ -1,4 +1,4 @@
-"""The issue's targets, checked against one run's results (the JSON the harness writes)."""
+"""The overhead targets, checked against one run's results (the JSON the harness writes)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class Target:
         return asdict(self)
 
 
-# (title, variant, summary key, comparison, bound): the issue's targets on throughput and latency.
+# (title, variant, summary key, comparison, bound): the targets on throughput and latency.
 RATIO_TARGETS = (
     ("Metrics only, in-process: throughput", "ours", "rps_ratio", ">=", 0.92),
     ("Metrics only, in-process: p99 latency", "ours", "p99_ratio", "<=", 1.15),

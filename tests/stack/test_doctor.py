@@ -204,7 +204,7 @@ def test_grafana_unreachable_or_refusing_the_login(stack: Stack, grafana: str) -
 
 
 def test_compose_mode_reports_a_host_process_on_a_published_port() -> None:
-    """The seed's port conflict: the CI's own PostgreSQL holds 5432, which compose publishes."""
+    """A port conflict: the CI's own PostgreSQL holds 5432, which compose publishes."""
     require_server("127.0.0.1", 5432, "PostgreSQL")
     nowhere = [f"--{name}=http://127.0.0.1:{free_port()}" for name in ("app", "prometheus")]
     compose = rows_of(run_doctor(*nowhere, "--json"))["port 5432 (postgres)"]
