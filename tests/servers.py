@@ -145,10 +145,11 @@ def start_service(
     *,
     workers: int = 1,
     access_log: bool = False,
+    app: str = "service.main:app",
 ) -> str:
     """The memo service under uvicorn as a real process; its base URL once /health answers."""
     port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1"]
+    argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--workers", str(workers)]
     argv += [] if access_log else ["--no-access-log"]
     processes.start(name, argv, cwd=ROOT, env={**os.environ, **env})

@@ -3,11 +3,12 @@ back, and inside `otel` no part imports a part above it.
 
 The parts of `otel`, lowest first (a module may import its own part, and any lower rank):
 
-    0  otel.config, otel.logs, otel.metrics.*     settings, log lines, what is measured and named
-    1  otel.export.*, otel.traces.*, otel.routes  how metrics and spans leave; route templates
-    2  otel.middleware                            the request path, for metrics and spans
-    3  otel.setup                                 builds everything for one app
-    4  otel                                       the public API
+    0  otel.config, otel.logs                     settings, log lines
+    1  otel.metrics.*                             what is measured and how it is named
+    2  otel.export.*, otel.traces.*, otel.routes  how metrics and spans leave; route templates
+    3  otel.middleware                            the request path, for metrics and spans
+    4  otel.setup                                 builds everything for one app
+    5  otel                                       the public API
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ PACKAGES = ("service", "otel")
 RANKS = {
     "otel.config": 0,
     "otel.logs": 0,
-    "otel.metrics": 0,
-    "otel.export": 1,
-    "otel.traces": 1,
-    "otel.routes": 1,
-    "otel.middleware": 2,
-    "otel.setup": 3,
-    "otel": 4,
+    "otel.metrics": 1,
+    "otel.export": 2,
+    "otel.traces": 2,
+    "otel.routes": 2,
+    "otel.middleware": 3,
+    "otel.setup": 4,
+    "otel": 5,
 }
 
 

@@ -42,7 +42,7 @@ REQUESTS = MetricSpec(
     instrument="http.server.requests",
     kind="counter",
     unit="",
-    description="Total HTTP requests",
+    description="Total number of requests",
     stream="fastapi_requests",
     prometheus_name="fastapi_requests_total",
     attributes=("method", "endpoint", "status_code"),
@@ -51,7 +51,7 @@ REQUEST_DURATION = MetricSpec(
     instrument="http.server.request.duration",
     kind="histogram",
     unit="s",
-    description="HTTP request duration in seconds",
+    description="Request duration in seconds",
     stream="fastapi_request_duration",
     prometheus_name="fastapi_request_duration_seconds",
     attributes=("method", "endpoint"),
@@ -61,7 +61,7 @@ ACTIVE_CONNECTIONS = MetricSpec(
     instrument="db.client.connections.used",
     kind="gauge",
     unit="",  # not "1": the collector would append _ratio
-    description="Database connections checked out of the pool",
+    description="Number of active database connections",
     stream="fastapi_active_connections",
     prometheus_name="fastapi_active_connections",
 )
@@ -69,15 +69,15 @@ MEMO_TOTAL = MetricSpec(
     instrument="memo.count",
     kind="gauge",
     unit="",
-    description="Memos stored in the database",
+    description="Total number of memos in the database",
     stream="memo_total",
     prometheus_name="memo_total",
 )
 
 CONTRACT: tuple[MetricSpec, ...] = (REQUESTS, REQUEST_DURATION, ACTIVE_CONNECTIONS, MEMO_TOTAL)
 
-# prometheus_client's GC and process families, recorded through the SDK on every export path
-# (otel/metrics/runtime.py); one series of each shows that they arrive.
+# prometheus_client's GC and process families, bridged on every export path
+# (otel/metrics/bridge.py); one series of each shows that they arrive.
 RUNTIME_SERIES = ("python_gc_objects_collected_total", "process_resident_memory_bytes")
 
 
