@@ -23,12 +23,12 @@ import pytest
 import yaml
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import Sum
 from prometheus_client import CollectorRegistry
 
+from otel.export.prometheus_reader import metric_type
 from otel.metrics.bridge import runtime_registry
 from otel.metrics.contract import CONTRACT
-from otel.metrics.naming import metric_name
+from otel.metrics.naming import MetricType, metric_name
 from otel.metrics.prometheus_to_otlp import Times, otlp_metric
 from tests.test_compose import (
     DEV,
@@ -295,11 +295,18 @@ def test_the_contract_names_are_what_the_sdk_prometheus_exporter_writes() -> Non
         assert series in written, (spec.stream, written)
 
 
+CONTRACT_TYPES = {
+    "counter": MetricType.MONOTONIC_COUNTER,
+    "gauge": MetricType.GAUGE,
+    "histogram": MetricType.HISTOGRAM,
+}
+
+
 def test_underscore_escaping_with_suffixes_gives_the_contract_names() -> None:
     """The collector's translation (otel/metrics/naming.py, whose rule tests/test_naming.py
     checks against upstream otlptranslator's own cases) gives the same contract names."""
     for spec in CONTRACT:
-        name = metric_name(spec.stream, spec.unit, monotonic_sum=spec.kind == "counter")
+        name = metric_name(spec.stream, spec.unit, CONTRACT_TYPES[spec.kind])
         assert name == spec.prometheus_name
     # The runtime series are bridged from prometheus_client's collectors: the collector's
     # translation of what the bridge sends gives the names prometheus_client writes.
@@ -309,8 +316,7 @@ def test_underscore_escaping_with_suffixes_gives_the_contract_names() -> None:
     for family in families:
         metric = otlp_metric(family, times)
         assert metric is not None
-        monotonic = isinstance(metric.data, Sum) and metric.data.is_monotonic
-        name = metric_name(metric.name, metric.unit, monotonic_sum=monotonic)
+        name = metric_name(metric.name, metric.unit, metric_type(metric))
         assert {sample.name for sample in family.samples} == {name}
 
 

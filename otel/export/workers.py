@@ -3,7 +3,9 @@
 Each worker keeps its own SDK state and aggregator. With a shared directory, every worker serves a
 snapshot of its state on a Unix socket there; the worker that receives a scrape asks every live
 peer, adds the answers to its own state and renders the sum. A worker that shuts down leaves its
-final counters in the directory, so totals do not drop when a worker is replaced.
+final counters in the directory before it stops answering, so totals do not drop when a worker is
+replaced. Only server workers take part: gunicorn's, and uvicorn's under `--workers` (not the
+one process `--reload` runs, nor any other multiprocessing child).
 
 prometheus_client's multiprocess mode is not an option: it accepts only its own metric types and
 refuses custom collectors such as the OpenTelemetry reader.
@@ -12,8 +14,10 @@ refuses custom collectors such as the OpenTelemetry reader.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
+import marshal
 import multiprocessing
 import os
 import socket
@@ -21,8 +25,10 @@ import socketserver
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from operator import add
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,8 @@ log = logging.getLogger(__name__)
 
 WORKERS_DIR_VARIABLE = "OTEL_PYTHON_FASTAPI_WORKERS_DIR"
 PEER_TIMEOUT_SECONDS = 2.0
+# How often the snapshot server checks for shutdown; a stopping worker waits up to this long.
+SERVER_POLL_SECONDS = 0.5
 
 Snapshot = dict[str, Any]
 
@@ -51,11 +59,33 @@ def workers_dir(env: Mapping[str, str]) -> Path | None:
 
 
 def _master_pid() -> int | None:
-    if multiprocessing.parent_process() is not None:  # uvicorn --workers spawns its workers
-        return os.getppid()
+    """The master's pid when this process is one of its server workers, else None."""
     if Path(sys.argv[0]).name.startswith("gunicorn"):  # gunicorn forks them
         return os.getppid()
+    config = _uvicorn_subprocess_config()
+    if config is not None and config.workers > 1 and not config.should_reload:
+        return os.getppid()  # uvicorn --workers spawns them; --reload spawns one, not a worker
     return None
+
+
+def _uvicorn_subprocess_config() -> Any:
+    """The uvicorn Config this process was spawned with, read from uvicorn's entry frame.
+
+    A multiprocessing child is not necessarily a server worker (uvicorn --reload's server, a
+    process pool the app starts): only uvicorn's own config says how many workers there are.
+    """
+    if multiprocessing.parent_process() is None:
+        return None
+    frame = sys._current_frames().get(threading.main_thread().ident or 0)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "subprocess_started" and code.co_filename.endswith(_UVICORN_ENTRY):
+            return frame.f_locals.get("config")
+        frame = frame.f_back
+    return None
+
+
+_UVICORN_ENTRY = os.path.join("uvicorn", "_subprocess.py")
 
 
 def _start_ticks(pid: int) -> str:
@@ -67,37 +97,103 @@ def _start_ticks(pid: int) -> str:
 
 
 class WorkerExchange:
-    """Serves this worker's snapshot to its peers and gathers theirs."""
+    """Serves this worker's snapshot to its peers and gathers theirs.
+
+    The directory holds one socket per live worker, `retired.json` (the summed final counters of
+    every worker that has stopped) and, only if a worker died mid-way, its `*.final.json`. A
+    scrape holds the directory lock shared; a stopping worker holds it exclusively while it
+    publishes its final counters, stops serving and folds them into `retired.json`. So a scrape
+    sees every worker exactly once, live or retired, and reads two files however many workers
+    have come and gone.
+    """
 
     def __init__(self, directory: Path, snapshot: Callable[[], Snapshot]) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self._snapshot = snapshot
-        self._socket_path = directory / f"{os.getpid()}.sock"
+        # The pid alone is not unique: pids are reused, and a test may run several exchanges.
+        self.worker_id = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self._socket_path = directory / f"{self.worker_id}.sock"
         self._server = _SnapshotServer(str(self._socket_path), snapshot)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="otel-worker-exchange", daemon=True
+            target=self._server.serve_forever,
+            args=(SERVER_POLL_SECONDS,),
+            name="otel-worker-exchange",
+            daemon=True,
         )
         self._thread.start()
 
     def peer_snapshots(self) -> list[Snapshot]:
-        """Every other live worker's snapshot, and the final ones of workers that have exited."""
-        sockets = [p for p in self.directory.glob("*.sock") if p != self._socket_path]
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            live = [s for s in pool.map(_ask, sockets) if s is not None]
-        return live + [_read_final(path) for path in self.directory.glob("*.final.json")]
+        """Every other live worker's snapshot, and the final counters of those that stopped."""
+        with _locked(self.directory, fcntl.LOCK_SH):
+            sockets = [p for p in self.directory.glob("*.sock") if p != self._socket_path]
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                live = [s for s in pool.map(_ask, sockets) if s is not None]
+            return live + _published(self.directory)
 
     def close(self) -> None:
-        """Stop serving and leave this worker's counters for the workers that remain."""
+        """Leave this worker's counters for the workers that remain, then stop serving."""
+        with _locked(self.directory, fcntl.LOCK_EX):
+            final = kept_after_exit(self._snapshot())
+            _write_new(self.directory / f"{self.worker_id}.final.json", final)
+            self._stop_serving()
+            _compact(self.directory)
+
+    def _stop_serving(self) -> None:
         self._server.shutdown()
         self._server.server_close()
         with contextlib.suppress(FileNotFoundError):
             self._socket_path.unlink()
-        final = kept_after_exit(self._snapshot())
-        path = self.directory / f"{os.getpid()}.final.json"
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(final))
-        temporary.replace(path)
+
+
+_LOCK_FILE = "exchange.lock"
+_RETIRED = "retired.json"
+
+
+@contextlib.contextmanager
+def _locked(directory: Path, mode: int) -> Iterator[None]:
+    with (directory / _LOCK_FILE).open("a") as lock:
+        fcntl.flock(lock, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _published(directory: Path) -> list[Snapshot]:
+    """retired.json and any final file not yet folded into it (call with the lock held)."""
+    paths = sorted(directory.glob("*.final.json"))
+    retired = directory / _RETIRED
+    if retired.exists():
+        paths.append(retired)
+    return [_read_final(path) for path in paths]
+
+
+def _compact(directory: Path) -> None:
+    """Fold the final files into retired.json (call with the lock held exclusively)."""
+    finals = sorted(directory.glob("*.final.json"))
+    if not finals:
+        return
+    entries, families = merge(_empty_snapshot(), _published(directory))
+    temporary = directory / f"{_RETIRED}.{uuid.uuid4().hex}.tmp"
+    temporary.write_text(json.dumps(kept_after_exit(snapshot_of(entries, families))))
+    temporary.replace(directory / _RETIRED)
+    for path in finals:
+        path.unlink()
+
+
+def _write_new(path: Path, snapshot: Snapshot) -> None:
+    """Write `path` whole or not at all, and never over an existing file."""
+    temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    temporary.write_text(json.dumps(snapshot))
+    try:
+        os.link(temporary, path)  # fails if path exists
+    finally:
+        temporary.unlink()
+
+
+def _empty_snapshot() -> Snapshot:
+    return {"entries": [], "families": []}
 
 
 class _SnapshotServer(socketserver.ThreadingUnixStreamServer):
@@ -114,7 +210,7 @@ class _SnapshotHandler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         server: _SnapshotServer = self.server  # type: ignore[assignment]
         try:
-            self.wfile.write(json.dumps(server.snapshot()).encode())
+            self.wfile.write(marshal.dumps(server.snapshot()))
         except Exception:
             log.exception("serving the metrics snapshot to a peer worker failed")
 
@@ -134,7 +230,11 @@ def _ask(path: Path) -> Snapshot | None:
     except OSError as error:
         log.warning("peer worker %s did not answer: %s", path.name, error)
         return None
-    snapshot: Snapshot = json.loads(b"".join(chunks))
+    try:
+        snapshot: Snapshot = marshal.loads(b"".join(chunks))
+    except (EOFError, ValueError, TypeError) as error:  # it failed while answering, and logged why
+        log.warning("peer worker %s sent no snapshot: %s", path.name, error)
+        return None
     return snapshot
 
 
@@ -143,7 +243,10 @@ def _read_final(path: Path) -> Snapshot:
     return snapshot
 
 
-# --- snapshots: plain JSON of the aggregator entries and the registry's families ---------------
+# --- snapshots: plain data of the aggregator entries and the registry's families --------------
+# Files hold them as JSON. Between live workers (the same interpreter, spawned by one master) they
+# travel as marshal, which writes and reads them several times faster: the exchange's cost is
+# most of what a scrape under several workers adds to one worker's.
 
 
 def snapshot_of(
@@ -173,11 +276,18 @@ def _mode(family: MetricFamily, modes: GaugeModes) -> str:
 
 def merge(own: Snapshot, peers: Iterable[Snapshot]) -> tuple[list[Entry], list[MetricFamily]]:
     """The sum of all workers' request metrics, and their families merged by their modes."""
+    return merge_into([], own, peers)
+
+
+def merge_into(
+    own_entries: list[Entry], own: Snapshot, peers: Iterable[Snapshot]
+) -> tuple[list[Entry], list[MetricFamily]]:
+    """As merge, with this worker's entries given as they are (copies it may add into)."""
     snapshots = [own, *peers]
-    entries: dict[tuple[str, str], Entry] = {}
+    entries = {(e.method, e.endpoint): e for e in own_entries}
     for snapshot in snapshots:
         for data in snapshot["entries"]:
-            _add_entry(entries, _entry(data))
+            _add_entry(entries, data)
     families: dict[str, MergedFamily] = {}
     for snapshot in snapshots:
         for data in snapshot["families"]:
@@ -193,12 +303,15 @@ def kept_after_exit(snapshot: Snapshot) -> Snapshot:
 
 
 def _entry_json(entry: Entry) -> list[Any]:
+    """The entry as plain data; it shares the entry's dict and list (entries() gives copies).
+
+    Status codes stay ints: JSON writes them as strings, marshal as they are; both read back.
+    """
     exemplars = [
         None if e is None else [e.trace_id, e.span_id, e.value, e.time_unix_nano]
         for e in entry.exemplars or ()
     ]
-    statuses = {str(code): n for code, n in entry.statuses.items()}
-    return [entry.method, entry.endpoint, statuses, entry.buckets, entry.sum, exemplars]
+    return [entry.method, entry.endpoint, entry.statuses, entry.buckets, entry.sum, exemplars]
 
 
 def _entry(data: list[Any]) -> Entry:
@@ -209,21 +322,31 @@ def _entry(data: list[Any]) -> Entry:
         {int(code): n for code, n in statuses.items()},
         list(buckets),
         total,
-        [None if e is None else RequestExemplar(*e) for e in exemplars] or None,
+        _exemplars(exemplars),
     )
 
 
-def _add_entry(entries: dict[tuple[str, str], Entry], entry: Entry) -> None:
-    key = (entry.method, entry.endpoint)
-    total = entries.get(key)
+def _exemplars(data: list[Any]) -> list[RequestExemplar | None] | None:
+    return [None if e is None else RequestExemplar(*e) for e in data] or None
+
+
+def _add_entry(entries: dict[tuple[str, str], Entry], data: list[Any]) -> None:
+    """Adds one snapshot entry to the totals, building an Entry only for a pair not seen yet."""
+    method, endpoint, statuses, buckets, total_sum, exemplars = data
+    total = entries.get((method, endpoint))
     if total is None:
-        entries[key] = entry
+        entries[(method, endpoint)] = _entry(data)
         return
-    for code, count in entry.statuses.items():
-        total.statuses[code] = total.statuses.get(code, 0) + count
-    total.buckets = [a + b for a, b in zip(total.buckets, entry.buckets, strict=True)]
-    total.sum += entry.sum
-    total.exemplars = _newest(total.exemplars, entry.exemplars)
+    if len(buckets) != len(total.buckets):
+        raise ValueError(f"{method} {endpoint}: {len(buckets)} buckets, not {len(total.buckets)}")
+    counts = total.statuses
+    for code, count in statuses.items():
+        status = int(code)
+        counts[status] = counts.get(status, 0) + count
+    total.buckets = list(map(add, total.buckets, buckets))
+    total.sum += total_sum
+    if exemplars:
+        total.exemplars = _newest(total.exemplars, _exemplars(exemplars))
 
 
 def _newest(
