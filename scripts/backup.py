@@ -17,8 +17,8 @@ Alertmanager: its silences and notification log, two files it rewrites whole (th
 every 15 minutes and when it stops. compose stops it while its volume is copied, so the copy has
 the latest; `local` copies the directory as it is (stop Alertmanager first for the latest).
 
-Compose volumes are read and written by a throwaway container (`docker run --rm -v VOLUME:/data`),
-as in the seed document. Stdlib only (Python 3.10.12 or later, for tarfile's extraction filters):
+Compose volumes are read and written by a throwaway container (`docker run --rm -v VOLUME:/data`).
+Stdlib only (Python 3.10.12 or later, for tarfile's extraction filters):
 it runs on a server without the project's venv.
 """
 

@@ -27,7 +27,8 @@ import httpx
 import pytest
 import yaml
 
-from scripts import doctor_alerting
+from scripts.doctor import alerting_checks
+from scripts.doctor.rows import FAIL, OK, Config
 from tests.servers import Processes, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -431,9 +432,19 @@ def test_a_receiver_that_is_down_is_retried_and_nothing_is_lost(quiet: Alerting)
     assert errors and all(float(line.split()[-1]) == 0 for line in errors), errors
 
     # `make doctor` reports the outage from Alertmanager's own counters; Prometheus's side is clean.
+    config = Config(
+        app=f"http://{quiet.app}",
+        prometheus=quiet.prometheus,
+        grafana="",
+        grafana_auth=("", ""),
+        dashboards=ROOT,
+        ports={},
+        alertmanager=quiet.alertmanager,
+    )
     with httpx.Client() as client:
-        status, detail, hint = doctor_alerting.receiver_notifications(quiet.alertmanager, client)
-        prometheus = doctor_alerting.prometheus_notifications(quiet.prometheus, client)
-    assert status == "FAIL" and detail.startswith("since start: webhook: "), detail
-    assert "ALERTMANAGER_PAGE_URL" in hint
-    assert prometheus[0] == "OK", prometheus
+        receivers = alerting_checks.check_receiver_notifications(config, client)
+        prometheus = alerting_checks.check_prometheus_notifications(config, client)
+    assert receivers.status == FAIL, receivers
+    assert receivers.detail.startswith("since start: webhook: "), receivers
+    assert "ALERTMANAGER_PAGE_URL" in receivers.hint
+    assert prometheus.status == OK, prometheus
