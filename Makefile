@@ -85,7 +85,8 @@ BACKUP_ARGS  ?= compose
 RESTORE_ARGS ?= compose
 
 ## Check the running stack (ports, app, Prometheus targets, Grafana, every dashboard query,
-## Alertmanager and its notifications) and print a fix per failure. DOCTOR_ARGS="--stack local" when the services run as local processes.
+## Alertmanager and its notifications) and print a fix per failure. DOCTOR_ARGS="--stack local"
+## when the services run as local processes.
 doctor: install
 	$(BIN)/python -m scripts.doctor $(DOCTOR_ARGS)
 
