@@ -186,7 +186,13 @@ def scrape_jobs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def targets(job: dict[str, Any]) -> list[str]:
-    return [target for static in job.get("static_configs", []) for target in static["targets"]]
+    """Static targets, and name:port of each DNS-discovered name (one target per address)."""
+    discovered = [
+        f"{name}:{discovery['port']}"
+        for discovery in job.get("dns_sd_configs", [])
+        for name in discovery["names"]
+    ]
+    return [target for static in job.get("static_configs", []) for target in static["targets"]] + discovered
 
 
 def exporter_port() -> int:
