@@ -192,7 +192,9 @@ def targets(job: dict[str, Any]) -> list[str]:
         for discovery in job.get("dns_sd_configs", [])
         for name in discovery["names"]
     ]
-    return [target for static in job.get("static_configs", []) for target in static["targets"]] + discovered
+    return [
+        target for static in job.get("static_configs", []) for target in static["targets"]
+    ] + discovered
 
 
 def exporter_port() -> int:

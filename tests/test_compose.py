@@ -453,7 +453,9 @@ DEV_NGINX_DIR = "/etc/nginx/dev.d"
 
 def dev_listen_port() -> int:
     """The port of nginx/dev.d's server, which stands in for the app's own port in development."""
-    [port] = re.findall(r"^\s*listen (\d+);", (ROOT / "nginx" / "dev.d" / "app.conf").read_text(), re.M)
+    [port] = re.findall(
+        r"^\s*listen (\d+);", (ROOT / "nginx" / "dev.d" / "app.conf").read_text(), re.M
+    )
     return int(port)
 
 
