@@ -20,5 +20,5 @@ env POSTGRES_PASSWORD=check GRAFANA_ADMIN_USER=check GRAFANA_ADMIN_PASSWORD=chec
 for path in collector remote-write; do
   docker-compose -f docker-compose.yml -f "docker-compose.$path.yml" config -q
   env POSTGRES_PASSWORD=check GRAFANA_ADMIN_USER=check GRAFANA_ADMIN_PASSWORD=check \
-    docker-compose -f docker-compose.prod.yml -f "docker-compose.prod.$path.yml" config -q
+    docker-compose -f docker-compose.prod.yml -f "docker-compose.$path.yml" config -q
 done

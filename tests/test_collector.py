@@ -33,6 +33,7 @@ from tests.test_compose import (
     ROOT_USERS,
     mounts,
     ports,
+    prometheus_flags,
     require_tool,
     run_compose,
 )
@@ -128,28 +129,15 @@ class Variant:
         return "collector" in self.override.name
 
 
+COLLECTOR_OVERRIDE = ROOT / "docker-compose.collector.yml"
+REMOTE_WRITE_OVERRIDE = ROOT / "docker-compose.remote-write.yml"
 VARIANTS = {
-    "dev-collector": Variant(
-        DEV, ROOT / "docker-compose.collector.yml", PROMETHEUS_DIR / "prometheus.collector.yml", {}
-    ),
-    "prod-collector": Variant(
-        PROD,
-        ROOT / "docker-compose.prod.collector.yml",
-        PROMETHEUS_DIR / "prometheus.collector.yml",
-        DUMMY_SECRETS,
-    ),
-    "dev-remote-write": Variant(
-        DEV,
-        ROOT / "docker-compose.remote-write.yml",
-        PROMETHEUS_DIR / "prometheus.remote-write.yml",
-        {},
-    ),
-    "prod-remote-write": Variant(
-        PROD,
-        ROOT / "docker-compose.prod.remote-write.yml",
-        PROMETHEUS_DIR / "prometheus.remote-write.yml",
-        DUMMY_SECRETS,
-    ),
+    f"{stack}-{path}": Variant(base, override, PROMETHEUS_DIR / f"prometheus.{path}.yml", secrets)
+    for stack, base, secrets in (("dev", DEV, {}), ("prod", PROD, DUMMY_SECRETS))
+    for path, override in (
+        ("collector", COLLECTOR_OVERRIDE),
+        ("remote-write", REMOTE_WRITE_OVERRIDE),
+    )
 }
 COLLECTOR_VARIANTS = [name for name, variant in VARIANTS.items() if variant.collector]
 REMOTE_WRITE_VARIANTS = [name for name, variant in VARIANTS.items() if not variant.collector]
@@ -442,30 +430,30 @@ def test_override_changes_only_the_export_path(
     base_environment = base["fastapi"]["environment"]
     assert {k: v for k, v in environment.items() if k in base_environment} == base_environment
     assert all(key.startswith("OTEL_") for key in set(environment) - set(base_environment))
-    prometheus = {k: v for k, v in combined["prometheus"].items() if k != "command"}
-    assert prometheus == {k: v for k, v in base["prometheus"].items() if k != "command"}
+    # Prometheus: only the variables its entrypoint reads (what they do: the test below).
+    prometheus = {k: v for k, v in combined["prometheus"].items() if k != "environment"}
+    assert prometheus == {k: v for k, v in base["prometheus"].items() if k != "environment"}
+    assert set(combined["prometheus"]["environment"]) == set(base["prometheus"]["environment"])
 
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_prometheus_runs_the_variant_config(
-    resolved: dict[tuple[Path, ...], dict[str, Any]], name: str
+    resolved: dict[tuple[Path, ...], dict[str, Any]], tmp_path: Path, name: str
 ) -> None:
+    """Started as compose would start it, Prometheus differs from the base file's only in its
+    config file and, on the remote-write path, the receiver."""
     variant = VARIANTS[name]
     base, combined = stacks(resolved, name)
-    config_flag = "--config.file=/etc/prometheus/prometheus.yml"
-    expected = [
-        f"--config.file=/etc/prometheus/{variant.prometheus_config.name}"
-        if flag == config_flag
-        else flag
-        for flag in base["prometheus"]["command"]
-    ]
-    assert config_flag in base["prometheus"]["command"]
-    if not variant.collector:
-        expected.append("--web.enable-remote-write-receiver")
-    assert combined["prometheus"]["command"] == expected
-    # The variant sits in the mounted directory, next to the rule files it names.
-    assert mounts(combined["prometheus"])["/etc/prometheus"] == (str(PROMETHEUS_DIR), True)
-    assert variant.prometheus_config.parent == PROMETHEUS_DIR
+    base_flags = prometheus_flags(base["prometheus"], tmp_path / "base")
+    flags = prometheus_flags(combined["prometheus"], tmp_path / "variant")
+    assert flags["config.file"] == str(variant.prometheus_config)
+    receiver = "false" if variant.collector else "true"
+    assert flags["web.enable-remote-write-receiver"] == receiver
+    changed = {"config.file", "web.enable-remote-write-receiver"}
+    run_here = {"web.listen-address", "storage.tsdb.path"}
+    assert {k: v for k, v in flags.items() if k not in changed | run_here} == {
+        k: v for k, v in base_flags.items() if k not in changed | run_here
+    }
     for job in load(variant.prometheus_config)["scrape_configs"]:
         for target in targets(job):
             assert target.split(":")[0] in combined, f"{job['job_name']}: {target}"
