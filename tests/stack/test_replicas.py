@@ -352,3 +352,18 @@ def test_recording_rules_aggregate_the_replicas(loaded: Loaded) -> None:
             assert values == {(("job", "fastapi"),): 0.0}
         recorded = loaded.replicas.query(rule["record"])
         assert recorded and all(r["metric"]["job"] == "fastapi" for r in recorded), rule["record"]
+
+
+def test_a_replica_that_stops_answering_is_a_target_down(loaded: Loaded) -> None:
+    """Last: it stops a replica. The DNS server still names it (as Docker's does for a running
+    container that hangs), so its target goes down and the project's TargetDown alert, per
+    instance, becomes pending for that replica alone."""
+    replicas = loaded.replicas
+    replicas.processes.stop("app0")
+    down = f"{replicas.addresses[0]}:{APP_PORT}"
+
+    def pending() -> set[str]:
+        result = replicas.query('ALERTS{alertname="TargetDown", job="fastapi"}')
+        return {r["metric"]["instance"] for r in result}
+
+    assert wait_for(pending, 30, "TargetDown for the stopped replica") == {down}
