@@ -125,6 +125,7 @@ def _scrape(results: Results) -> str:
     rows = []
     for r in results.get("scrape") or []:
         ours, base = r["ours"], r["prometheus_client"]
+        bridged = r.get("bridged")
         rows.append(
             (
                 f"{ours['series']:,}",
@@ -133,6 +134,8 @@ def _scrape(results: Results) -> str:
                 _x(ours["ms"] / base["ms"]),
                 _mb(ours["bytes"]),
                 _mb(base["bytes"]),
+                "-" if bridged is None else f"{bridged['ms']:.1f}",
+                _x(None if bridged is None else bridged["ms"] / base["ms"]),
             )
         )
     if not rows:
@@ -144,8 +147,14 @@ def _scrape(results: Results) -> str:
         "ours / prometheus_client",
         "ours size",
         "prometheus_client size",
+        "bridged ms",
+        "bridged / prometheus_client",
     )
-    return "## One `/metrics` scrape\n\n" + table(head, rows)
+    note = (
+        "\n\n*bridged*: the same series defined with prometheus_client and served by our "
+        "`/metrics` through the Prometheus bridge."
+    )
+    return "## One `/metrics` scrape\n\n" + table(head, rows) + note
 
 
 def _mb(size: float) -> str:

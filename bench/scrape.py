@@ -1,5 +1,7 @@
 """Time and size of one `/metrics` scrape at a given number of series: ours against a
-prometheus_client registry holding the same label sets, both served by an app through ASGI.
+prometheus_client registry holding the same label sets, both served by an app through ASGI; and
+ours serving those series from a prometheus_client registry through the Prometheus bridge (the
+cost of bridged families, paid at scrape time only).
 
 `measure_sizes` runs `python -m bench.scrape SERIES REPEATS` pinned to the server core, one
 process per size; each prints one JSON object.
@@ -18,6 +20,7 @@ from typing import Any
 
 import prometheus_client
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from bench.apps.promclient import ContractMetrics, baseline_registry
 from bench.apps.routes import add_metrics_route, build_app
@@ -25,6 +28,7 @@ from bench.asgi import request
 from bench.procs import SERVER_CORE, BenchError, clean_env, pinned, python_module
 from bench.settings import ROOT
 from otel import TelemetryConfig, setup_telemetry
+from otel.metrics.contract import DURATION_BUCKETS, REQUEST_DURATION, REQUESTS
 
 # One (method, endpoint) pair with one status gives 18 series: 1 counter, 15 buckets, sum, count.
 SERIES_PER_PAIR = 18
@@ -61,9 +65,32 @@ def baseline() -> tuple[FastAPI, Record]:
     return app, ContractMetrics(registry).record
 
 
+def bridged() -> tuple[FastAPI, Record]:
+    """Our app with the same series in a bridged prometheus_client registry, named `club_*`
+    (the contract's own names would be refused as defined twice)."""
+    registry = CollectorRegistry()
+    requests = Counter("club_requests_total", "Requests", REQUESTS.attributes, registry=registry)
+    duration = Histogram(
+        "club_request_duration_seconds",
+        "Request duration",
+        REQUEST_DURATION.attributes,
+        buckets=DURATION_BUCKETS,
+        registry=registry,
+    )
+    app = build_app()
+    setup_telemetry(app, TelemetryConfig(), registries=[registry])
+
+    def record(method: str, endpoint: str, status_code: int, seconds: float) -> None:
+        requests.labels(method, endpoint, str(status_code)).inc()
+        duration.labels(method, endpoint).observe(seconds)
+
+    return app, record
+
+
 def measure(series: int, repeats: int) -> dict[str, Any]:
     labels = label_sets(series)
-    apps = {"ours": ours(), "prometheus_client": baseline()}
+    # baseline() turns `_created` off for every registry: build it before the bridged one.
+    apps = {"ours": ours(), "prometheus_client": baseline(), "bridged": bridged()}
     for _, record in apps.values():
         for label_set in labels:
             record(*label_set)

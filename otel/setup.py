@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,15 +11,18 @@ from opentelemetry.metrics import Meter, NoOpMeter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client import CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry
 from starlette.applications import Starlette
 
 from otel.config import DEFAULT_SERVICE_NAME, TelemetryConfig
 from otel.export.endpoint import MetricsEndpoint
+from otel.export.gauge_modes import GaugeModes
 from otel.export.readers import build_readers
 from otel.export.workers import WorkerExchange, workers_dir
 from otel.metrics.aggregator import RequestAggregator
-from otel.metrics.runtime import observe_runtime
+from otel.metrics.bridge import PrometheusBridge
+from otel.metrics.checked_meter import CheckedMeter
+from otel.metrics.contract import REQUEST_DURATION, REQUESTS
 from otel.metrics.views import contract_views
 from otel.middleware import TelemetryMiddleware
 from otel.routes import RouteTemplates
@@ -28,7 +31,6 @@ from otel.traces.provider import build_tracing, instrument_redis, instrument_sql
 log = logging.getLogger(__name__)
 
 INSTRUMENTATION_NAME = "otel.fastapi"
-RUNTIME_INSTRUMENTATION_NAME = "otel.metrics.runtime"
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Telemetry:
     registry: CollectorRegistry | None = None
     exchange: WorkerExchange | None = None
     tracer_provider: TracerProvider | None = None
+    bridge: PrometheusBridge | None = None
     _shut_down: bool = field(default=False, repr=False)
 
     @property
@@ -50,7 +53,8 @@ class Telemetry:
         """A meter whose instruments are exported on every configured path."""
         if self.meter_provider is None:
             return NoOpMeter(name, version=version)
-        return self.meter_provider.get_meter(name, version)
+        meter = self.meter_provider.get_meter(name, version)
+        return meter if self.bridge is None else CheckedMeter(meter, self.bridge)
 
     @property
     def meter(self) -> Meter:
@@ -84,8 +88,14 @@ def setup_telemetry(
     *,
     service_name: str = DEFAULT_SERVICE_NAME,
     env: Mapping[str, str] | None = None,
+    registries: Sequence[CollectorRegistry] = (REGISTRY,),
+    gauge_modes: Mapping[str, str] | None = None,
 ) -> Telemetry:
     """Instrument `app` with its own telemetry, configured from `OTEL_*` unless `config` is given.
+
+    `registries` are the prometheus_client registries bridged onto every export path (the
+    default `REGISTRY`; include it when passing others to keep it). `gauge_modes` chooses how a
+    gauge is combined across worker processes (see `otel/export/gauge_modes.py`).
 
     Raises `TelemetryConfigError` for settings it cannot use; never raises on the request path.
     """
@@ -102,15 +112,20 @@ def setup_telemetry(
         INSTRUMENTATION_NAME,
     )
     tracer_provider = tracing.provider if tracing else None
+    modes = GaugeModes.from_env(config.env, gauge_modes)
+    bridge = PrometheusBridge(registries)
+    for spec in (REQUESTS, REQUEST_DURATION):  # recorded by the middleware, not an instrument
+        bridge.declare_instrument(spec.prometheus_name, spec.instrument)
     aggregator = RequestAggregator(exemplars=tracer_provider is not None)
     provider = MeterProvider(
-        metric_readers=build_readers(config, registry, aggregator, resource),
+        metric_readers=build_readers(config, registry, aggregator, resource, bridge),
         resource=resource,
         views=contract_views(),
         shutdown_on_exit=False,
     )
-    observe_runtime(provider.get_meter(RUNTIME_INSTRUMENTATION_NAME))
-    endpoint = MetricsEndpoint(aggregator, registry) if config.serves_metrics else None
+    endpoint = (
+        MetricsEndpoint(aggregator, registry, bridge, modes) if config.serves_metrics else None
+    )
     directory = workers_dir(config.env)
     if endpoint is not None and directory is not None:
         endpoint.exchange = WorkerExchange(directory, endpoint.snapshot)
@@ -123,7 +138,7 @@ def setup_telemetry(
         tracer=tracing.server_tracer if tracing else None,
     )
     exchange = endpoint.exchange if endpoint else None
-    return Telemetry(config, provider, registry, exchange, tracer_provider)
+    return Telemetry(config, provider, registry, exchange, tracer_provider, bridge)
 
 
 def _resource(default_service_name: str) -> Resource:

@@ -24,6 +24,15 @@ RUNTIME_SERIES = (
 )
 
 
+# The HELP texts of the original prometheus_client service, kept on every export path.
+ORIGINAL_HELP = {
+    "fastapi_requests_total": "Total number of requests",
+    "fastapi_request_duration_seconds": "Request duration in seconds",
+    "memo_total": "Total number of memos in the database",
+    "fastapi_active_connections": "Number of active database connections",
+}
+
+
 class Scrape:
     """One parsed scrape: samples by name and label set."""
 

@@ -145,6 +145,7 @@ def start_service(
     *,
     workers: int = 1,
     access_log: bool = False,
+    app: str = "service.main:app",
     host: str = "127.0.0.1",
     port: int | None = None,
     argv_prefix: Sequence[str] = (),
@@ -153,7 +154,7 @@ def start_service(
 
     argv_prefix runs it elsewhere (for example `ip netns exec NAME`)."""
     port = port or free_port()
-    argv = [*argv_prefix, sys.executable, "-m", "uvicorn", "service.main:app", "--host", host]
+    argv = [*argv_prefix, sys.executable, "-m", "uvicorn", app, "--host", host]
     argv += ["--port", str(port), "--workers", str(workers)]
     argv += [] if access_log else ["--no-access-log"]
     processes.start(name, argv, cwd=ROOT, env={**os.environ, **env})

@@ -21,10 +21,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from opentelemetry.sdk.metrics.export import Sum
 
+from otel.metrics.bridge import runtime_registry
 from otel.metrics.contract import CONTRACT
 from otel.metrics.naming import metric_name
+from otel.metrics.prometheus_to_otlp import Times, otlp_metric
 from tests.test_compose import (
     DEV,
     DUMMY_SECRETS,
@@ -283,14 +285,17 @@ def test_underscore_escaping_with_suffixes_gives_the_contract_names() -> None:
     for spec in CONTRACT:
         name = metric_name(spec.stream, spec.unit, monotonic_sum=spec.kind == "counter")
         assert name == spec.prometheus_name
-    # The runtime series are SDK instruments named like prometheus_client's families, no unit.
-    registry = CollectorRegistry(auto_describe=False)
-    collectors = (GCCollector, PlatformCollector, ProcessCollector)
-    families = [family for c in collectors for family in c(registry=registry).collect()]
+    # The runtime series are bridged from prometheus_client's collectors: the collector's
+    # translation of what the bridge sends gives the names prometheus_client writes.
+    times = Times(now_ns=2_000_000_000, default_start_ns=1_000_000_000)
+    families = list(runtime_registry().collect())
     assert {f.name for f in families} >= {"python_gc_objects_collected", "process_cpu_seconds"}
     for family in families:
-        samples = {sample.name for sample in family.samples}
-        assert samples == {metric_name(family.name, "", monotonic_sum=family.type == "counter")}
+        metric = otlp_metric(family, times)
+        assert metric is not None
+        monotonic = isinstance(metric.data, Sum) and metric.data.is_monotonic
+        name = metric_name(metric.name, metric.unit, monotonic_sum=monotonic)
+        assert {sample.name for sample in family.samples} == {name}
 
 
 # --- Tempo's config ---

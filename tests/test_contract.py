@@ -8,7 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from otel.metrics.contract import DURATION_BUCKETS, UNMATCHED_ENDPOINT
-from tests.helpers import RUNTIME_SERIES
+from tests.helpers import ORIGINAL_HELP, RUNTIME_SERIES
+
+ORIGINAL_HELP_LINES = [f"# HELP {name} {text}" for name, text in ORIGINAL_HELP.items()]
 
 BUCKET_LABELS = [
     "0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75",
@@ -64,7 +66,9 @@ def test_exposition_matches_the_contract(client: TestClient) -> None:
         ]
     )
     assert "# TYPE fastapi_requests_total counter" in lines
-    assert "# HELP fastapi_requests_total Total HTTP requests" in lines
+    # The original service's HELP texts, word for word.
+    for help_line in ORIGINAL_HELP_LINES:
+        assert help_line in lines
     assert "# TYPE fastapi_request_duration_seconds histogram" in lines
     assert "# TYPE memo_total gauge" in lines
     assert "# TYPE fastapi_active_connections gauge" in lines

@@ -12,7 +12,7 @@ import pytest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
 from otel.metrics.naming import metric_name
-from tests.helpers import RUNTIME_SERIES
+from tests.helpers import ORIGINAL_HELP, RUNTIME_SERIES
 from tests.otlp_receiver import Received, attributes, grpc_receiver, http_receiver
 from tests.servers import Processes, start_service
 
@@ -109,13 +109,14 @@ def test_request_metrics_arrive_under_the_contract_names(exported: tuple[str, Re
 
     assert metrics["memo_total"].gauge.data_points[0].as_int == 3
     assert metrics["fastapi_active_connections"].gauge.data_points[0].as_int == 0
+    # Bridged from prometheus_client's collectors, under the names it writes for the samples.
     for runtime in (
-        "python_gc_collections",
-        "process_cpu_seconds",
+        "python_gc_collections_total",
+        "process_cpu_seconds_total",
         "process_resident_memory_bytes",
     ):
         assert runtime in metrics, runtime
-    assert metrics["python_gc_collections"].sum.is_monotonic
+    assert metrics["python_gc_collections_total"].sum.is_monotonic
 
 
 CONTRACT_PROMETHEUS_NAMES = {
@@ -134,16 +135,19 @@ def test_the_collectors_translation_gives_the_contract_names(
     url, received = exported
     send_requests(url)
     received.wait_for(lambda r: _app_counts(r) == EXPECTED_COUNTS)
-    names = {
+    by_name = {
         metric_name(
             m.name,
             m.unit,
             monotonic_sum=m.HasField("sum") and m.sum.is_monotonic,
             gauge=m.HasField("gauge"),
-        )
+        ): m
         for m in {name: m for (_, name), m in received.latest_metrics().items()}.values()
     }
-    assert names == CONTRACT_PROMETHEUS_NAMES
+    assert set(by_name) == CONTRACT_PROMETHEUS_NAMES
+    # The original service's HELP texts, as the OTLP description.
+    for name, text in ORIGINAL_HELP.items():
+        assert by_name[name].description == text, name
 
 
 def test_resource_names_the_service_and_its_instance(exported: tuple[str, Received]) -> None:

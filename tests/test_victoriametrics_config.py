@@ -85,18 +85,20 @@ def test_dashboards_read_victoriametrics_and_exemplars_stay_on_prometheus(
     services: dict[str, Any],
 ) -> None:
     mount = "/etc/grafana/provisioning/datasources/prometheus.yml"
-    volumes = services["grafana"]["volumes"]
-    assert f"{DATASOURCES}:{mount}:ro" in volumes
-    config = yaml.safe_load(DATASOURCES.read_text())
-    by_uid = {d["uid"]: d for d in config["datasources"]}
-    assert by_uid["prometheus"]["url"] == "http://victoriametrics:8428"
-    assert by_uid["prometheus"]["isDefault"] is True
-    [base] = yaml.safe_load(BASE_DATASOURCE.read_text())["datasources"]
-    exemplars = by_uid["prometheus-exemplars"]
-    assert exemplars["url"] == base["url"]
-    assert exemplars["jsonData"] == base["jsonData"]
-    # Switching back and forth: each file removes the other's datasource of this uid.
-    assert config["deleteDatasources"] == [{"name": base["name"], "orgId": 1}]
-    assert yaml.safe_load(BASE_DATASOURCE.read_text())["deleteDatasources"] == [
-        {"name": by_uid["prometheus"]["name"], "orgId": 1}
-    ]
+    assert f"{DATASOURCES}:{mount}:ro" in services["grafana"]["volumes"]
+    replaced = {d["uid"]: d for d in yaml.safe_load(BASE_DATASOURCE.read_text())["datasources"]}
+    override = {d["uid"]: d for d in yaml.safe_load(DATASOURCES.read_text())["datasources"]}
+    # Every datasource of the replaced file, same name and uid (dashboards find them by either),
+    # now on VictoriaMetrics; nothing but the address and the exemplar link changes.
+    for uid, datasource in replaced.items():
+        moved = override[uid]
+        assert moved["url"] == "http://victoriametrics:8428", uid
+        assert {k: v for k, v in moved.items() if k not in ("url", "jsonData")} == {
+            k: v for k, v in datasource.items() if k not in ("url", "jsonData")
+        }
+        assert moved["jsonData"] == {"timeInterval": datasource["jsonData"]["timeInterval"]}
+    [extra] = override.keys() - replaced.keys()
+    exemplars = override[extra]
+    assert exemplars["url"] == replaced["prometheus"]["url"]
+    assert exemplars["jsonData"] == replaced["prometheus"]["jsonData"]
+    assert [uid for uid, d in override.items() if d.get("isDefault")] == ["prometheus"]

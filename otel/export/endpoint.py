@@ -10,22 +10,33 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric as MetricFamily
 from starlette.types import Receive, Scope, Send
 
+from otel.export.gauge_modes import GaugeModes
 from otel.export.render import render_request_metrics
 from otel.export.workers import Snapshot, WorkerExchange, merge, snapshot_of
 from otel.metrics.aggregator import RequestAggregator
+from otel.metrics.bridge import PrometheusBridge
 
 _EOF = "# EOF\n"
 
 
 class MetricsEndpoint:
-    """Serves the request metrics and the registry (SDK instruments, runtime collectors).
+    """Serves the request metrics, the registry (SDK instruments) and the bridged
+    prometheus_client families.
 
     Rendering runs off the event loop, so a large scrape never stalls requests.
     """
 
-    def __init__(self, aggregator: RequestAggregator, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        aggregator: RequestAggregator,
+        registry: CollectorRegistry,
+        bridge: PrometheusBridge | None = None,
+        gauge_modes: GaugeModes | None = None,
+    ) -> None:
         self._aggregator = aggregator
         self._registry = registry
+        self._bridge = bridge
+        self._gauge_modes = gauge_modes or GaugeModes()
         self.exchange: WorkerExchange | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -44,9 +55,9 @@ class MetricsEndpoint:
     def exposition(self, accept: str) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept)
         openmetrics = content_type.startswith("application/openmetrics-text")
-        families: CollectorRegistry | CollectedFamilies
+        families: CollectedFamilies
         if self.exchange is None:
-            entries, families = self._aggregator.entries(), self._registry
+            entries, families = self._aggregator.entries(), CollectedFamilies(self._families())
         else:
             merged, merged_families = merge(self.snapshot(), self.exchange.peer_snapshots())
             entries, families = merged, CollectedFamilies(merged_families)
@@ -58,7 +69,12 @@ class MetricsEndpoint:
 
     def snapshot(self) -> Snapshot:
         """This worker's state, for its peers (see otel/export/workers.py)."""
-        return snapshot_of(self._aggregator.entries(), self._registry.collect())
+        return snapshot_of(self._aggregator.entries(), self._families(), self._gauge_modes)
+
+    def _families(self) -> list[MetricFamily]:
+        sdk = list(self._registry.collect())
+        bridged = self._bridge.families(served=sdk) if self._bridge is not None else []
+        return [*sdk, *bridged]
 
 
 class CollectedFamilies:

@@ -25,17 +25,24 @@ from prometheus_client import CollectorRegistry
 
 from otel.config import TelemetryConfig, otlp_protocol, otlp_timeout_seconds
 from otel.metrics.aggregator import RequestAggregator
+from otel.metrics.bridge import PrometheusBridge
 from otel.metrics.producer import RequestMetricsProducer
 
 # Its own scope: OTLP encoders merge scope metrics by scope, the last one winning.
 SCOPE = InstrumentationScope("otel.fastapi.requests")
+BRIDGE_SCOPE = InstrumentationScope("otel.prometheus_bridge")
 
 
 class WithRequestMetrics(MetricExporter):
-    """Wraps an exporter so that each export also carries the aggregator's request metrics."""
+    """Wraps an exporter so that each export also carries the aggregator's request metrics
+    and the bridged prometheus_client metrics."""
 
     def __init__(
-        self, exporter: MetricExporter, aggregator: RequestAggregator, resource: Resource
+        self,
+        exporter: MetricExporter,
+        aggregator: RequestAggregator,
+        resource: Resource,
+        bridge: PrometheusBridge | None = None,
     ) -> None:
         temporality = exporter._preferred_temporality or {}
         super().__init__(temporality, exporter._preferred_aggregation)
@@ -44,19 +51,22 @@ class WithRequestMetrics(MetricExporter):
         self._producer = RequestMetricsProducer(
             aggregator, temporality.get(Counter, AggregationTemporality.CUMULATIVE)
         )
+        self._bridge = bridge
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
-        ours = ScopeMetrics(SCOPE, self._producer.produce(), schema_url="")
+        ours = [ScopeMetrics(SCOPE, self._producer.produce(), schema_url="")]
+        if self._bridge is not None:
+            ours.append(ScopeMetrics(BRIDGE_SCOPE, self._bridge.metrics(), schema_url=""))
         resource_metrics = list(metrics_data.resource_metrics)
         if resource_metrics:
             first = resource_metrics[0]
             resource_metrics[0] = ResourceMetrics(
-                first.resource, [*first.scope_metrics, ours], first.schema_url
+                first.resource, [*first.scope_metrics, *ours], first.schema_url
             )
         else:
-            resource_metrics = [ResourceMetrics(self._resource, [ours], "")]
+            resource_metrics = [ResourceMetrics(self._resource, ours, "")]
         return self.exporter.export(MetricsData(resource_metrics), timeout_millis=timeout_millis)
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
@@ -66,11 +76,28 @@ class WithRequestMetrics(MetricExporter):
         self.exporter.shutdown(timeout_millis=timeout_millis)
 
 
+class ProducingReader(PeriodicExportingMetricReader):
+    """Exports at every tick even when no SDK instrument has data: the request metrics and the
+    bridged families are produced at export time (`WithRequestMetrics`), the part the spec
+    gives a MetricProducer, which this SDK does not have yet."""
+
+    # The SDK marks collect() final and skips the export when its own instruments have no data;
+    # this is its body without that skip.
+    def collect(self, timeout_millis: float = 10_000) -> None:  # type: ignore[misc]
+        if self._collect is None:
+            super().collect(timeout_millis)
+            return
+        metrics = self._collect(self, timeout_millis=timeout_millis)  # type: ignore[call-arg]
+        data = metrics if isinstance(metrics, MetricsData) else MetricsData([])
+        self._receive_metrics(data, timeout_millis=timeout_millis)
+
+
 def build_readers(
     config: TelemetryConfig,
     registry: CollectorRegistry,
     aggregator: RequestAggregator,
     resource: Resource,
+    bridge: PrometheusBridge | None = None,
 ) -> list[MetricReader]:
     readers: list[MetricReader] = []
     for name in config.metrics_exporters:
@@ -81,12 +108,10 @@ def build_readers(
                 )
             )
             continue
-        exporter = WithRequestMetrics(_push_exporter(name, config.env), aggregator, resource)
-        readers.append(
-            PeriodicExportingMetricReader(
-                exporter, export_interval_millis=config.export_interval_ms
-            )
+        exporter = WithRequestMetrics(
+            _push_exporter(name, config.env), aggregator, resource, bridge
         )
+        readers.append(ProducingReader(exporter, export_interval_millis=config.export_interval_ms))
     return readers
 
 
@@ -105,13 +130,9 @@ def otlp_exporter(env: Mapping[str, str] | None = None) -> MetricExporter:
     env = os.environ if env is None else env
     timeout = otlp_timeout_seconds(env, "METRICS")
     if otlp_protocol(env, "METRICS") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-            OTLPMetricExporter as GrpcExporter,
-        )
+        from otel.export.otlp_bridged import OtlpGrpcExporter
 
-        return GrpcExporter(timeout=timeout)
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-        OTLPMetricExporter as HttpExporter,
-    )
+        return OtlpGrpcExporter(timeout=timeout)
+    from otel.export.otlp_bridged import OtlpHttpExporter
 
-    return HttpExporter(timeout=timeout)
+    return OtlpHttpExporter(timeout=timeout)

@@ -25,6 +25,7 @@ from opentelemetry.sdk.metrics.export import Gauge, Histogram, Metric, MetricsDa
 from otel.config import TelemetryConfigError
 from otel.export.render import floatToGoString
 from otel.metrics.naming import job_and_instance, label_name, metric_name
+from otel.metrics.summary import Summary
 
 ENDPOINT_VARIABLE = "OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_ENDPOINT"
 
@@ -61,6 +62,11 @@ def _timeseries(metric: Metric, target: Labels) -> Iterator[TimeSeries]:
         for histogram_point in data.data_points:
             labels = _labels(histogram_point.attributes, target)
             yield from _histogram(name, labels, histogram_point)
+    elif isinstance(data, Summary):
+        name = metric_name(metric.name, metric.unit, monotonic_sum=False)
+        for summary_point in data.data_points:
+            labels = _labels(summary_point.attributes, target)
+            yield from _summary(name, labels, summary_point)
     elif isinstance(data, Sum | Gauge):
         monotonic = isinstance(data, Sum) and data.is_monotonic
         gauge = isinstance(data, Gauge)
@@ -79,6 +85,14 @@ def _histogram(name: str, labels: Labels, point: Any) -> Iterator[TimeSeries]:
         bucket = _series(f"{name}_bucket", (*labels, ("le", le)), cumulative, point.time_unix_nano)
         bucket.exemplars.extend(exemplars.get(index, ()))
         yield bucket
+    yield _series(f"{name}_count", labels, point.count, point.time_unix_nano)
+    yield _series(f"{name}_sum", labels, point.sum, point.time_unix_nano)
+
+
+def _summary(name: str, labels: Labels, point: Any) -> Iterator[TimeSeries]:
+    for quantile, value in point.quantile_values:
+        quantile_label = ("quantile", floatToGoString(quantile))
+        yield _series(name, (*labels, quantile_label), value, point.time_unix_nano)
     yield _series(f"{name}_count", labels, point.count, point.time_unix_nano)
     yield _series(f"{name}_sum", labels, point.sum, point.time_unix_nano)
 

@@ -28,21 +28,13 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric as MetricFamily
 
+from otel.export.gauge_modes import LIVE_ONLY, PER_WORKER, GaugeModes
 from otel.metrics.aggregator import Entry, RequestExemplar
 
 log = logging.getLogger(__name__)
 
 WORKERS_DIR_VARIABLE = "OTEL_PYTHON_FASTAPI_WORKERS_DIR"
 PEER_TIMEOUT_SECONDS = 2.0
-
-# How a gauge family is combined across workers; everything else is added up.
-GAUGE_MERGE: Mapping[str, str] = {
-    "memo_total": "local",  # every worker reads the same table
-    "python_info": "local",
-    "process_max_fds": "local",
-    "process_start_time_seconds": "min",
-}
-ADDITIVE_TYPES = frozenset({"counter", "histogram", "summary"})
 
 Snapshot = dict[str, Any]
 
@@ -101,7 +93,7 @@ class WorkerExchange:
         self._server.server_close()
         with contextlib.suppress(FileNotFoundError):
             self._socket_path.unlink()
-        final = _additive_only(self._snapshot())
+        final = kept_after_exit(self._snapshot())
         path = self.directory / f"{os.getpid()}.final.json"
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(final))
@@ -154,30 +146,50 @@ def _read_final(path: Path) -> Snapshot:
 # --- snapshots: plain JSON of the aggregator entries and the registry's families ---------------
 
 
-def snapshot_of(entries: Iterable[Entry], families: Iterable[MetricFamily]) -> Snapshot:
+def snapshot_of(
+    entries: Iterable[Entry], families: Iterable[MetricFamily], modes: GaugeModes | None = None
+) -> Snapshot:
+    modes = modes or GaugeModes()
     return {
+        "pid": os.getpid(),
         "entries": [_entry_json(e) for e in entries],
-        "families": [_family_json(f) for f in families],
+        "families": [_family_json(f, _mode(f, modes)) for f in families],
     }
 
 
+class MergedFamily(MetricFamily):
+    """A family merged from several workers; it keeps its mode for when it is merged again."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__(data["name"], data["documentation"], data["type"], data["unit"])
+        self.mode: str = data["mode"]
+
+
+def _mode(family: MetricFamily, modes: GaugeModes) -> str:
+    if isinstance(family, MergedFamily):
+        return family.mode
+    return modes.mode(family.name, family.type)
+
+
 def merge(own: Snapshot, peers: Iterable[Snapshot]) -> tuple[list[Entry], list[MetricFamily]]:
-    """The sum of all workers' request metrics, and their families merged by GAUGE_MERGE."""
+    """The sum of all workers' request metrics, and their families merged by their modes."""
     snapshots = [own, *peers]
     entries: dict[tuple[str, str], Entry] = {}
     for snapshot in snapshots:
         for data in snapshot["entries"]:
             _add_entry(entries, _entry(data))
-    families: dict[str, MetricFamily] = {}
-    for index, snapshot in enumerate(snapshots):
+    families: dict[str, MergedFamily] = {}
+    for snapshot in snapshots:
         for data in snapshot["families"]:
-            _add_family(families, data, local=index == 0)
-    return list(entries.values()), list(families.values())
+            _add_family(families, data, snapshot)
+    merged: list[MetricFamily] = list(families.values())
+    return list(entries.values()), merged
 
 
-def _additive_only(snapshot: Snapshot) -> Snapshot:
-    families = [f for f in snapshot["families"] if f["type"] in ADDITIVE_TYPES]
-    return {"entries": snapshot["entries"], "families": families}
+def kept_after_exit(snapshot: Snapshot) -> Snapshot:
+    """What a worker leaves behind when it exits: all but its live-only gauges."""
+    families = [f for f in snapshot["families"] if f["mode"] not in LIVE_ONLY]
+    return {**snapshot, "families": families, "exited": True}
 
 
 def _entry_json(entry: Entry) -> list[Any]:
@@ -225,30 +237,56 @@ def _newest(
     ]
 
 
-def _family_json(family: MetricFamily) -> dict[str, Any]:
+def _family_json(family: MetricFamily, mode: str) -> dict[str, Any]:
     return {
         "name": family.name,
         "documentation": family.documentation,
         "type": family.type,
         "unit": family.unit,
+        "mode": mode,
         "samples": [[s.name, s.labels, s.value] for s in family.samples],
     }
 
 
-def _add_family(families: dict[str, MetricFamily], data: dict[str, Any], *, local: bool) -> None:
+_COMBINE: Mapping[str, Callable[[float, float], float]] = {
+    "sum": lambda a, b: a + b,
+    "min": min,
+    "max": max,
+}
+
+
+def _add_family(families: dict[str, MergedFamily], data: dict[str, Any], origin: Snapshot) -> None:
     family = families.get(data["name"])
     if family is None:
-        family = MetricFamily(data["name"], data["documentation"], data["type"], data["unit"])
-        families[data["name"]] = family
-    policy = "sum" if data["type"] in ADDITIVE_TYPES else GAUGE_MERGE.get(data["name"], "sum")
-    if policy == "local" and not local:
+        family = families[data["name"]] = MergedFamily(data)
+    mode = data["mode"]
+    if mode in LIVE_ONLY and origin.get("exited"):
         return
+    combine = None if mode in PER_WORKER else _COMBINE[mode.removeprefix("live")]
     index = {(s.name, tuple(sorted(s.labels.items()))): i for i, s in enumerate(family.samples)}
     for name, labels, value in data["samples"]:
-        position = index.get((name, tuple(sorted(labels.items()))))
-        if position is None:
-            family.add_sample(name, labels, value)
-            continue
-        current = family.samples[position]
-        combined = min(current.value, value) if policy == "min" else current.value + value
-        family.samples[position] = current._replace(value=combined)
+        # Quantiles cannot be added up: each worker's stays its own, as in the `all` mode.
+        if combine is None or "quantile" in labels:
+            # A sample merged before keeps the pid it was given then.
+            family.add_sample(name, {"pid": str(origin.get("pid")), **labels}, value)
+        else:
+            _combine(family, index, (name, labels, value), combine)
+
+
+def _combine(
+    family: MetricFamily,
+    index: dict[tuple[str, tuple[tuple[str, str], ...]], int],
+    sample: tuple[str, dict[str, str], float],
+    combine: Callable[[float, float], float],
+) -> None:
+    name, labels, value = sample
+    key = (name, tuple(sorted(labels.items())))
+    position = index.get(key)
+    if position is None:
+        index[key] = len(family.samples)
+        family.add_sample(name, labels, value)
+        return
+    current = family.samples[position]
+    # A start time (`_created`) is the earliest worker's, not a sum of times.
+    how = min if name.endswith("_created") else combine
+    family.samples[position] = current._replace(value=how(current.value, value))

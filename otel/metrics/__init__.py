@@ -1,2 +1,3 @@
 """What is measured and how it is named: the contract table, the Views, the request aggregator
-and its producer, the Prometheus naming rule, and the runtime series."""
+and its producer, the Prometheus naming rule, and the Prometheus bridge (prometheus_client
+metrics, the runtime series among them, on every export path)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +34,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 # 5s (discovery) + 15s (first scrape) + 15s for the two samples rate() needs.
 DATA_TIMEOUT = 75.0
 ALERT_TIMEOUT = 60.0  # one 5s scrape + one 15s evaluation, with slack
+CLUB_DASHBOARDS = Path(__file__).parent / "club"
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +59,13 @@ def test_every_target_is_up(scraped: Stack) -> None:
 @pytest.mark.parametrize("query", panel_queries(), ids=lambda q: q.id)
 def test_panel_query_returns_data(scraped: Stack, query: PanelQuery) -> None:
     promql = expand(query.expr, load_dashboards()[query.dashboard])
+    wait_for(lambda: _has_data(scraped.query(promql)), scraped.time_left(), promql)
+
+
+@pytest.mark.parametrize("query", panel_queries(CLUB_DASHBOARDS), ids=lambda q: q.id)
+def test_club_dashboard_query_returns_data(scraped: Stack, query: PanelQuery) -> None:
+    """The club's dashboard, written its way (tests/stack/club/), unchanged on our metrics."""
+    promql = expand(query.expr, load_dashboards(CLUB_DASHBOARDS)[query.dashboard])
     wait_for(lambda: _has_data(scraped.query(promql)), scraped.time_left(), promql)
 
 
