@@ -20,6 +20,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 
+from otel.metrics.naming import MetricType, label_name, metric_name
+
 
 class Received:
     """Every request the receiver decoded, in order."""
@@ -58,6 +60,31 @@ class Received:
         return [
             attributes(rm.resource.attributes) for r in self.metrics for rm in r.resource_metrics
         ]
+
+
+_DATA_TYPES = {
+    "gauge": MetricType.GAUGE,
+    "histogram": MetricType.HISTOGRAM,
+    "exponential_histogram": MetricType.EXPONENTIAL_HISTOGRAM,
+    "summary": MetricType.SUMMARY,
+}
+
+
+def translator_type(metric: Metric) -> MetricType:
+    """The type the collector gives a decoded metric (its TranslatorMetricFromOtelMetric)."""
+    data = metric.WhichOneof("data")
+    if data == "sum":
+        monotonic = metric.sum.is_monotonic
+        return MetricType.MONOTONIC_COUNTER if monotonic else MetricType.NON_MONOTONIC_COUNTER
+    return _DATA_TYPES.get(str(data), MetricType.UNKNOWN)
+
+
+def collector_series(metric: Metric) -> tuple[str, frozenset[str]]:
+    """The Prometheus name and label keys the collector's exporters give a decoded metric."""
+    name = metric_name(metric.name, metric.unit, translator_type(metric))
+    points = getattr(metric, str(metric.WhichOneof("data"))).data_points
+    keys = {label_name(pair.key) for point in points for pair in point.attributes}
+    return name, frozenset(keys)
 
 
 def attributes(pairs: Any) -> dict[str, Any]:

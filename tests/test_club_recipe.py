@@ -14,7 +14,7 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
-from otel.metrics.naming import metric_name
+from otel.metrics.naming import MetricType, metric_name
 from tests.helpers import Scrape
 from tests.otlp_receiver import attributes, http_receiver
 from tests.servers import Processes, start_prometheus, start_service, wait_for
@@ -63,6 +63,14 @@ def test_on_metrics_summed_over_workers(processes: Processes, tmp_path: Path) ->
     url = start_service(processes, "service", _sqlite(tmp_path), app=APP, workers=WORKERS)
     master = processes.running["service"].pid
     wait_for(lambda: len(worker_pids(master)) == WORKERS, 30, f"{WORKERS} workers")
+    # A worker process exists before it serves its snapshot: wait until every worker answers.
+    wait_for(
+        lambda: (
+            Scrape(httpx.get(f"{url}/metrics").text).value("my_metric_total", **LABELS) == WORKERS
+        ),
+        30,
+        "every worker's count in a scrape",
+    )
     # Every worker imported the recipe's module, so each counted one: whichever worker answers,
     # the scrape shows all of them, under prometheus_client's lines.
     with fresh_connection(url) as client:
@@ -111,4 +119,4 @@ def test_in_the_otlp_payload(processes: Processes, tmp_path: Path) -> None:
     assert point.as_double == 1.0
     assert 0 < point.start_time_unix_nano < point.time_unix_nano
     # The collector's Prometheus exporters give it the recipe's name back.
-    assert metric_name(metric.name, metric.unit, monotonic_sum=True) == "my_metric_total"
+    assert metric_name(metric.name, metric.unit, MetricType.MONOTONIC_COUNTER) == "my_metric_total"

@@ -21,11 +21,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from opentelemetry.sdk.metrics.export import Sum
 
+from otel.export.prometheus_reader import metric_type
 from otel.metrics.bridge import runtime_registry
 from otel.metrics.contract import CONTRACT
-from otel.metrics.naming import metric_name
+from otel.metrics.naming import MetricType, metric_name
 from otel.metrics.prometheus_to_otlp import Times, otlp_metric
 from tests.test_compose import (
     DEV,
@@ -280,10 +280,17 @@ def test_prometheus_exporter_options_give_the_contract_names_and_labels() -> Non
     assert seconds(exporter["metric_expiration"]) > 0
 
 
+CONTRACT_TYPES = {
+    "counter": MetricType.MONOTONIC_COUNTER,
+    "gauge": MetricType.GAUGE,
+    "histogram": MetricType.HISTOGRAM,
+}
+
+
 def test_underscore_escaping_with_suffixes_gives_the_contract_names() -> None:
     """What the SDK sends, named as the collector's translator does (otel/metrics/naming.py)."""
     for spec in CONTRACT:
-        name = metric_name(spec.stream, spec.unit, monotonic_sum=spec.kind == "counter")
+        name = metric_name(spec.stream, spec.unit, CONTRACT_TYPES[spec.kind])
         assert name == spec.prometheus_name
     # The runtime series are bridged from prometheus_client's collectors: the collector's
     # translation of what the bridge sends gives the names prometheus_client writes.
@@ -293,8 +300,7 @@ def test_underscore_escaping_with_suffixes_gives_the_contract_names() -> None:
     for family in families:
         metric = otlp_metric(family, times)
         assert metric is not None
-        monotonic = isinstance(metric.data, Sum) and metric.data.is_monotonic
-        name = metric_name(metric.name, metric.unit, monotonic_sum=monotonic)
+        name = metric_name(metric.name, metric.unit, metric_type(metric))
         assert {sample.name for sample in family.samples} == {name}
 
 

@@ -1,46 +1,82 @@
-"""OpenTelemetry names to Prometheus names, as the collector's Prometheus exporters write them."""
+"""The naming rule against upstream's own test cases (github.com/prometheus/otlptranslator, with
+our collector's settings): tests/data/otlptranslator_cases.json names where each case came from."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from otel.metrics.naming import job_and_instance, label_name, metric_name
-
-
-@pytest.mark.parametrize(
-    ("name", "unit", "monotonic", "expected"),
-    [
-        ("fastapi_requests", "", True, "fastapi_requests_total"),
-        ("fastapi_requests_total", "", True, "fastapi_requests_total"),
-        ("fastapi_request_duration", "s", False, "fastapi_request_duration_seconds"),
-        ("fastapi_request_duration_seconds", "s", False, "fastapi_request_duration_seconds"),
-        ("memo_total", "", False, "memo_total"),
-        ("http.server.duration", "ms", False, "http_server_duration_milliseconds"),
-        ("process_cpu_seconds", "", True, "process_cpu_seconds_total"),
-        ("bytes.sent", "By", True, "bytes_sent_total"),  # "bytes" is already a token
-        ("network.io", "By", True, "network_io_bytes_total"),
-        ("requests.total.served", "", True, "requests_served_total"),
-        ("process_cpu_seconds", "s", True, "process_cpu_seconds_total"),
-        ("objects", "1", True, "objects_total"),
-        ("throughput", "By/s", False, "throughput_bytes_per_second"),
-        ("queue.items", "{items}", False, "queue_items"),
-        ("2xx.count", "", True, "_2xx_count_total"),
-    ],
+from otel.metrics.naming import (
+    MetricType,
+    NamingError,
+    job_and_instance,
+    label_name,
+    metric_name,
+    prometheus_labels,
+    unit_name,
 )
-def test_metric_names(name: str, unit: str, monotonic: bool, expected: str) -> None:
-    assert metric_name(name, unit, monotonic_sum=monotonic) == expected
+
+CASES: dict[str, Any] = json.loads(
+    (Path(__file__).parent / "data" / "otlptranslator_cases.json").read_text()
+)
 
 
-def test_unit_one_is_a_ratio_for_gauges_only() -> None:
-    assert metric_name("cpu.utilization", "1", monotonic_sum=False, gauge=True) == (
-        "cpu_utilization_ratio"
-    )
-    assert metric_name("cpu.utilization", "1", monotonic_sum=False) == "cpu_utilization"
+def case_id(case: dict[str, Any]) -> str:
+    return f"{case['test']}/{case['case']}"
 
 
-def test_label_names_are_sanitised() -> None:
-    assert label_name("http.route") == "http_route"
-    assert label_name("2fa") == "key2fa"
+@pytest.mark.parametrize("case", CASES["metric_names"], ids=case_id)
+def test_metric_names_as_upstream(case: dict[str, Any]) -> None:
+    metric_type = MetricType(case["type"])
+    if case["want_error"]:
+        with pytest.raises(NamingError, match=f"^{re.escape(case['want_error'])}$"):
+            metric_name(case["name"], case["unit"], metric_type)
+    else:
+        assert metric_name(case["name"], case["unit"], metric_type) == case["want"]
+
+
+@pytest.mark.parametrize("case", CASES["unit_names"], ids=case_id)
+def test_unit_names_as_upstream(case: dict[str, Any]) -> None:
+    assert unit_name(case["unit"]) == case["want"]
+
+
+@pytest.mark.parametrize("case", CASES["label_names"], ids=case_id)
+def test_label_names_as_upstream(case: dict[str, Any]) -> None:
+    if case["want_error"]:
+        with pytest.raises(NamingError, match=f"^{re.escape(case['want_error'])}$"):
+            label_name(case["label"])
+    else:
+        assert label_name(case["label"]) == case["want"]
+
+
+def test_every_case_says_where_it_came_from() -> None:
+    cases = [c for group in ("metric_names", "unit_names", "label_names") for c in CASES[group]]
+    assert len(cases) > 100
+    commit = CASES["upstream"]["commit"]
+    for case in cases:
+        assert case["source"].startswith("https://github.com/"), case
+        assert commit in case["source"] or "opentelemetry-collector-contrib" in case["source"]
+        assert case["test"].startswith("Test")
+
+
+def test_keys_that_collide_keep_every_value_in_key_order() -> None:
+    # Prometheus's OTLP translator joins colliding values with ";" (createAttributes).
+    assert prometheus_labels([("a_b", "2"), ("a.b", "1"), ("2fa", "x")]) == {
+        "a_b": "1;2",
+        "key_2fa": "x",
+    }
+
+
+def test_non_string_values_are_json() -> None:
+    assert prometheus_labels([("ok", True), ("n", 3), ("xs", ["a", 1])]) == {
+        "ok": "true",
+        "n": "3",
+        "xs": '["a",1]',
+    }
 
 
 def test_job_and_instance_come_from_the_resource() -> None:

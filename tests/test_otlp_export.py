@@ -11,9 +11,14 @@ import httpx
 import pytest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
-from otel.metrics.naming import metric_name
 from tests.helpers import ORIGINAL_HELP, RUNTIME_SERIES
-from tests.otlp_receiver import Received, attributes, grpc_receiver, http_receiver
+from tests.otlp_receiver import (
+    Received,
+    attributes,
+    collector_series,
+    grpc_receiver,
+    http_receiver,
+)
 from tests.servers import Processes, start_service
 
 RECEIVERS = {"grpc": grpc_receiver, "http/protobuf": http_receiver}
@@ -135,15 +140,7 @@ def test_the_collectors_translation_gives_the_contract_names(
     url, received = exported
     send_requests(url)
     received.wait_for(lambda r: _app_counts(r) == EXPECTED_COUNTS)
-    by_name = {
-        metric_name(
-            m.name,
-            m.unit,
-            monotonic_sum=m.HasField("sum") and m.sum.is_monotonic,
-            gauge=m.HasField("gauge"),
-        ): m
-        for m in {name: m for (_, name), m in received.latest_metrics().items()}.values()
-    }
+    by_name = {collector_series(m)[0]: m for m in received.latest_metrics().values()}
     assert set(by_name) == CONTRACT_PROMETHEUS_NAMES
     # The original service's HELP texts, as the OTLP description.
     for name, text in ORIGINAL_HELP.items():

@@ -6,6 +6,8 @@ span, and compares every exported field but the random ids and the clocks.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -217,3 +219,31 @@ def test_an_ended_span_ignores_changes_and_says_so(
     assert "late" not in ended_span.attributes  # type: ignore[attr-defined]
     assert ended_span.name == "GET"  # type: ignore[attr-defined]
     assert len([r for r in caplog.records if "has ended" in r.getMessage()]) == 3
+
+
+def test_after_a_fork_server_spans_carry_the_childs_resource_as_sdk_spans_do() -> None:
+    """gunicorn --preload forks workers from a process that already built the provider."""
+    memory = InMemorySpanExporter()
+    tracing = build_tracing(
+        [], [SimpleSpanProcessor(memory)], Resource.create({"service.name": "t"}), {}, "t"
+    )
+    assert tracing is not None
+    parent_id = tracing.provider.resource.attributes["service.instance.id"]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the instance ids its spans carry, then leave at once
+        try:
+            tracing.server_tracer.start_span("ours").end()
+            tracing.provider.get_tracer("t").start_span("sdk").end()
+            ids = {
+                s.name: s.resource.attributes["service.instance.id"]
+                for s in memory.get_finished_spans()
+            }
+            os.write(write, json.dumps(ids).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        ids = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    assert ids["ours"] == ids["sdk"] != parent_id

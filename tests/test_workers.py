@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 
 import httpx
@@ -72,6 +73,65 @@ def test_every_scrape_counts_every_workers_requests(processes: Processes, tmp_pa
     )
     for scrape in scrapes(url, 8):
         assert scrape.value("fastapi_requests_total", **ROUTE) == REQUESTS
+
+
+class ContinuousScrapes:
+    """Scrapes `/metrics` back to back on fresh connections until stopped."""
+
+    def __init__(self, url: str) -> None:
+        self.totals: list[float | None] = []
+        self.resets = 0
+        self._url = url
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with fresh_connection(self._url) as client:
+            while not self._stop.is_set():
+                try:
+                    response = client.get("/metrics", timeout=30)
+                except httpx.TransportError:
+                    # uvicorn resets a connection the stopping worker accepted but will not
+                    # serve; the scraper tries again, as Prometheus would on its next scrape.
+                    self.resets += 1
+                    continue
+                scrape = Scrape(response.text)
+                self.totals.append(scrape.value("fastapi_requests_total", **ROUTE))
+
+    def stop(self) -> list[float | None]:
+        self._stop.set()
+        self._thread.join()
+        return self.totals
+
+
+def test_totals_never_drop_while_every_worker_is_replaced(
+    processes: Processes, tmp_path: Path
+) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'memos.db'}"}
+    url = start_service(processes, "service", env, workers=WORKERS)
+    master = processes.running["service"].pid
+    wait_for(lambda: len(worker_pids(master)) == WORKERS, 30, f"{WORKERS} workers")
+    drive(url)
+    scrapes = ContinuousScrapes(url)
+    try:
+        during: list[int] = []
+        for stopped in worker_pids(master):
+            before = len(scrapes.totals)
+            os.kill(stopped, signal.SIGTERM)
+            wait_for(
+                lambda s=stopped: (
+                    s not in worker_pids(master) and len(worker_pids(master)) == WORKERS
+                ),
+                60,
+                "a replacement worker",
+            )
+            wait_for(lambda b=before: len(scrapes.totals) > b + 2, 60, "scrapes after it")
+            during.append(len(scrapes.totals) - before)
+    finally:
+        totals = scrapes.stop()
+    assert all(n > 2 for n in during)
+    assert totals == [REQUESTS] * len(totals)  # never lower, never counted twice
 
 
 def test_each_worker_pushes_as_its_own_instance(processes: Processes, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import Counter
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -24,6 +23,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 
 from otel.config import TelemetryConfig, otlp_protocol, otlp_timeout_seconds
+from otel.export.prometheus_reader import PrometheusReader
 from otel.metrics.aggregator import RequestAggregator
 from otel.metrics.bridge import PrometheusBridge
 from otel.metrics.producer import RequestMetricsProducer
@@ -102,11 +102,7 @@ def build_readers(
     readers: list[MetricReader] = []
     for name in config.metrics_exporters:
         if name == "prometheus":
-            readers.append(
-                PrometheusMetricReader(
-                    disable_target_info=True, scope_info_enabled=False, registry=registry
-                )
-            )
+            readers.append(PrometheusReader(registry))
             continue
         exporter = WithRequestMetrics(
             _push_exporter(name, config.env), aggregator, resource, bridge

@@ -9,6 +9,7 @@ label. This one names series as the collector does (`otel/metrics/naming.py`), s
 
 from __future__ import annotations
 
+import logging
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -23,9 +24,18 @@ from opentelemetry.exporter.prometheus_remote_write.gen.types_pb2 import (  # ty
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, Metric, MetricsData, Sum
 
 from otel.config import TelemetryConfigError
+from otel.export.prometheus_reader import metric_type
 from otel.export.render import floatToGoString
-from otel.metrics.naming import job_and_instance, label_name, metric_name
+from otel.metrics.naming import (
+    MetricType,
+    NamingError,
+    job_and_instance,
+    metric_name,
+    prometheus_labels,
+)
 from otel.metrics.summary import Summary
+
+log = logging.getLogger(__name__)
 
 ENDPOINT_VARIABLE = "OTEL_EXPORTER_PROMETHEUS_REMOTE_WRITE_ENDPOINT"
 
@@ -40,7 +50,10 @@ class RemoteWriteExporter(PrometheusRemoteWriteMetricsExporter):
             target = (("instance", instance), ("job", job))
             for scope_metrics in resource_metrics.scope_metrics:
                 for metric in scope_metrics.metrics:
-                    series.extend(_timeseries(metric, target))
+                    try:
+                        series.extend(_timeseries(metric, target))
+                    except NamingError as error:
+                        log.warning("metric %r not written: %s", metric.name, error)
         return series
 
 
@@ -57,20 +70,20 @@ def remote_write_exporter(env: Mapping[str, str]) -> RemoteWriteExporter:
 
 def _timeseries(metric: Metric, target: Labels) -> Iterator[TimeSeries]:
     data = metric.data
+    kind = metric_type(metric)
+    if kind is MetricType.EXPONENTIAL_HISTOGRAM:
+        log.warning("metric %r not written: exponential histograms are not supported", metric.name)
+        return
+    name = metric_name(metric.name, metric.unit or "", kind)
     if isinstance(data, Histogram):
-        name = metric_name(metric.name, metric.unit, monotonic_sum=False)
         for histogram_point in data.data_points:
             labels = _labels(histogram_point.attributes, target)
             yield from _histogram(name, labels, histogram_point)
     elif isinstance(data, Summary):
-        name = metric_name(metric.name, metric.unit, monotonic_sum=False)
         for summary_point in data.data_points:
             labels = _labels(summary_point.attributes, target)
             yield from _summary(name, labels, summary_point)
     elif isinstance(data, Sum | Gauge):
-        monotonic = isinstance(data, Sum) and data.is_monotonic
-        gauge = isinstance(data, Gauge)
-        name = metric_name(metric.name, metric.unit, monotonic_sum=monotonic, gauge=gauge)
         for point in data.data_points:
             labels = _labels(point.attributes, target)
             yield _series(name, labels, point.value, point.time_unix_nano)
@@ -115,8 +128,8 @@ def _exemplars_by_bucket(point: Any) -> dict[int, list[Exemplar]]:
 
 
 def _labels(attributes: Mapping[str, Any] | None, target: Labels) -> Labels:
-    own = tuple((label_name(k), str(v)) for k, v in (attributes or {}).items())
-    return own + target
+    own = prometheus_labels((attributes or {}).items())
+    return tuple(own.items()) + target
 
 
 def _series(name: str, labels: Iterable[tuple[str, str]], value: float, time_ns: int) -> TimeSeries:

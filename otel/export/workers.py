@@ -3,7 +3,9 @@
 Each worker keeps its own SDK state and aggregator. With a shared directory, every worker serves a
 snapshot of its state on a Unix socket there; the worker that receives a scrape asks every live
 peer, adds the answers to its own state and renders the sum. A worker that shuts down leaves its
-final counters in the directory, so totals do not drop when a worker is replaced.
+final counters in the directory before it stops answering, so totals do not drop when a worker is
+replaced. Only server workers take part: gunicorn's, and uvicorn's under `--workers` (not the
+one process `--reload` runs, nor any other multiprocessing child).
 
 prometheus_client's multiprocess mode is not an option: it accepts only its own metric types and
 refuses custom collectors such as the OpenTelemetry reader.
@@ -12,6 +14,7 @@ refuses custom collectors such as the OpenTelemetry reader.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import multiprocessing
@@ -21,7 +24,8 @@ import socketserver
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,8 @@ log = logging.getLogger(__name__)
 
 WORKERS_DIR_VARIABLE = "OTEL_PYTHON_FASTAPI_WORKERS_DIR"
 PEER_TIMEOUT_SECONDS = 2.0
+# How often the snapshot server checks for shutdown; a stopping worker waits up to this long.
+SERVER_POLL_SECONDS = 0.5
 
 Snapshot = dict[str, Any]
 
@@ -51,11 +57,33 @@ def workers_dir(env: Mapping[str, str]) -> Path | None:
 
 
 def _master_pid() -> int | None:
-    if multiprocessing.parent_process() is not None:  # uvicorn --workers spawns its workers
-        return os.getppid()
+    """The master's pid when this process is one of its server workers, else None."""
     if Path(sys.argv[0]).name.startswith("gunicorn"):  # gunicorn forks them
         return os.getppid()
+    config = _uvicorn_subprocess_config()
+    if config is not None and config.workers > 1 and not config.should_reload:
+        return os.getppid()  # uvicorn --workers spawns them; --reload spawns one, not a worker
     return None
+
+
+def _uvicorn_subprocess_config() -> Any:
+    """The uvicorn Config this process was spawned with, read from uvicorn's entry frame.
+
+    A multiprocessing child is not necessarily a server worker (uvicorn --reload's server, a
+    process pool the app starts): only uvicorn's own config says how many workers there are.
+    """
+    if multiprocessing.parent_process() is None:
+        return None
+    frame = sys._current_frames().get(threading.main_thread().ident or 0)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "subprocess_started" and code.co_filename.endswith(_UVICORN_ENTRY):
+            return frame.f_locals.get("config")
+        frame = frame.f_back
+    return None
+
+
+_UVICORN_ENTRY = os.path.join("uvicorn", "_subprocess.py")
 
 
 def _start_ticks(pid: int) -> str:
@@ -67,37 +95,103 @@ def _start_ticks(pid: int) -> str:
 
 
 class WorkerExchange:
-    """Serves this worker's snapshot to its peers and gathers theirs."""
+    """Serves this worker's snapshot to its peers and gathers theirs.
+
+    The directory holds one socket per live worker, `retired.json` (the summed final counters of
+    every worker that has stopped) and, only if a worker died mid-way, its `*.final.json`. A
+    scrape holds the directory lock shared; a stopping worker holds it exclusively while it
+    publishes its final counters, stops serving and folds them into `retired.json`. So a scrape
+    sees every worker exactly once, live or retired, and reads two files however many workers
+    have come and gone.
+    """
 
     def __init__(self, directory: Path, snapshot: Callable[[], Snapshot]) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self._snapshot = snapshot
-        self._socket_path = directory / f"{os.getpid()}.sock"
+        # The pid alone is not unique: pids are reused, and a test may run several exchanges.
+        self.worker_id = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self._socket_path = directory / f"{self.worker_id}.sock"
         self._server = _SnapshotServer(str(self._socket_path), snapshot)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="otel-worker-exchange", daemon=True
+            target=self._server.serve_forever,
+            args=(SERVER_POLL_SECONDS,),
+            name="otel-worker-exchange",
+            daemon=True,
         )
         self._thread.start()
 
     def peer_snapshots(self) -> list[Snapshot]:
-        """Every other live worker's snapshot, and the final ones of workers that have exited."""
-        sockets = [p for p in self.directory.glob("*.sock") if p != self._socket_path]
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            live = [s for s in pool.map(_ask, sockets) if s is not None]
-        return live + [_read_final(path) for path in self.directory.glob("*.final.json")]
+        """Every other live worker's snapshot, and the final counters of those that stopped."""
+        with _locked(self.directory, fcntl.LOCK_SH):
+            sockets = [p for p in self.directory.glob("*.sock") if p != self._socket_path]
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                live = [s for s in pool.map(_ask, sockets) if s is not None]
+            return live + _published(self.directory)
 
     def close(self) -> None:
-        """Stop serving and leave this worker's counters for the workers that remain."""
+        """Leave this worker's counters for the workers that remain, then stop serving."""
+        with _locked(self.directory, fcntl.LOCK_EX):
+            final = kept_after_exit(self._snapshot())
+            _write_new(self.directory / f"{self.worker_id}.final.json", final)
+            self._stop_serving()
+            _compact(self.directory)
+
+    def _stop_serving(self) -> None:
         self._server.shutdown()
         self._server.server_close()
         with contextlib.suppress(FileNotFoundError):
             self._socket_path.unlink()
-        final = kept_after_exit(self._snapshot())
-        path = self.directory / f"{os.getpid()}.final.json"
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(final))
-        temporary.replace(path)
+
+
+_LOCK_FILE = "exchange.lock"
+_RETIRED = "retired.json"
+
+
+@contextlib.contextmanager
+def _locked(directory: Path, mode: int) -> Iterator[None]:
+    with (directory / _LOCK_FILE).open("a") as lock:
+        fcntl.flock(lock, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _published(directory: Path) -> list[Snapshot]:
+    """retired.json and any final file not yet folded into it (call with the lock held)."""
+    paths = sorted(directory.glob("*.final.json"))
+    retired = directory / _RETIRED
+    if retired.exists():
+        paths.append(retired)
+    return [_read_final(path) for path in paths]
+
+
+def _compact(directory: Path) -> None:
+    """Fold the final files into retired.json (call with the lock held exclusively)."""
+    finals = sorted(directory.glob("*.final.json"))
+    if not finals:
+        return
+    entries, families = merge(_empty_snapshot(), _published(directory))
+    temporary = directory / f"{_RETIRED}.{uuid.uuid4().hex}.tmp"
+    temporary.write_text(json.dumps(kept_after_exit(snapshot_of(entries, families))))
+    temporary.replace(directory / _RETIRED)
+    for path in finals:
+        path.unlink()
+
+
+def _write_new(path: Path, snapshot: Snapshot) -> None:
+    """Write `path` whole or not at all, and never over an existing file."""
+    temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    temporary.write_text(json.dumps(snapshot))
+    try:
+        os.link(temporary, path)  # fails if path exists
+    finally:
+        temporary.unlink()
+
+
+def _empty_snapshot() -> Snapshot:
+    return {"entries": [], "families": []}
 
 
 class _SnapshotServer(socketserver.ThreadingUnixStreamServer):

@@ -10,16 +10,16 @@ from opentelemetry.metrics import Meter
 
 from otel.metrics.bridge import PrometheusBridge
 from otel.metrics.contract import CONTRACT
-from otel.metrics.naming import metric_name
+from otel.metrics.naming import MetricType, metric_name
 
 _CONTRACT_NAMES = {spec.instrument: spec.prometheus_name for spec in CONTRACT}
 
 
-def prometheus_name(instrument: str, unit: str, kind: str) -> str:
+def prometheus_name(instrument: str, unit: str, kind: MetricType) -> str:
     """The name an instrument gets in Prometheus: the contract's, or the naming rule's."""
     if instrument in _CONTRACT_NAMES:
         return _CONTRACT_NAMES[instrument]
-    return metric_name(instrument, unit, monotonic_sum=kind == "counter", gauge=kind == "gauge")
+    return metric_name(instrument, unit, kind)
 
 
 class CheckedMeter(Meter):
@@ -28,7 +28,7 @@ class CheckedMeter(Meter):
         self._meter = meter
         self._bridge = bridge
 
-    def _create(self, method: str, kind: str, args: Any, kwargs: Any) -> Any:
+    def _create(self, method: str, kind: MetricType, args: Any, kwargs: Any) -> Any:
         create = getattr(self._meter, method)
         bound = inspect.signature(create).bind(*args, **kwargs).arguments
         name, unit = bound["name"], bound.get("unit", "")
@@ -36,22 +36,26 @@ class CheckedMeter(Meter):
         return create(*args, **kwargs)
 
     def create_counter(self, *args: Any, **kwargs: Any) -> Any:
-        return self._create("create_counter", "counter", args, kwargs)
+        return self._create("create_counter", MetricType.MONOTONIC_COUNTER, args, kwargs)
 
     def create_observable_counter(self, *args: Any, **kwargs: Any) -> Any:
-        return self._create("create_observable_counter", "counter", args, kwargs)
+        return self._create("create_observable_counter", MetricType.MONOTONIC_COUNTER, args, kwargs)
 
     def create_up_down_counter(self, *args: Any, **kwargs: Any) -> Any:
-        return self._create("create_up_down_counter", "sum", args, kwargs)
+        return self._create(
+            "create_up_down_counter", MetricType.NON_MONOTONIC_COUNTER, args, kwargs
+        )
 
     def create_observable_up_down_counter(self, *args: Any, **kwargs: Any) -> Any:
-        return self._create("create_observable_up_down_counter", "sum", args, kwargs)
+        return self._create(
+            "create_observable_up_down_counter", MetricType.NON_MONOTONIC_COUNTER, args, kwargs
+        )
 
     def create_histogram(self, *args: Any, **kwargs: Any) -> Any:
-        return self._create("create_histogram", "histogram", args, kwargs)
+        return self._create("create_histogram", MetricType.HISTOGRAM, args, kwargs)
 
     def create_gauge(self, *args: Any, **kwargs: Any) -> Any:
-        return self._create("create_gauge", "gauge", args, kwargs)
+        return self._create("create_gauge", MetricType.GAUGE, args, kwargs)
 
     def create_observable_gauge(self, *args: Any, **kwargs: Any) -> Any:
-        return self._create("create_observable_gauge", "gauge", args, kwargs)
+        return self._create("create_observable_gauge", MetricType.GAUGE, args, kwargs)

@@ -28,7 +28,7 @@ from opentelemetry.sdk.metrics.export import (
 from prometheus_client.metrics_core import Metric as MetricFamily
 from prometheus_client.samples import Sample
 
-from otel.metrics.naming import UNIT_SUFFIXES
+from otel.metrics.naming import UNIT_WORDS
 from otel.metrics.summary import Summary, SummaryDataPoint
 
 CUMULATIVE = AggregationTemporality.CUMULATIVE
@@ -53,7 +53,7 @@ PROMETHEUS_TO_OTLP: Mapping[str, OtlpType | None] = {
     "gaugehistogram": None,
 }
 
-_UNIT_ABBREVIATIONS = {word: unit for unit, word in UNIT_SUFFIXES.items()} | {"ratio": "1"}
+_UNIT_ABBREVIATIONS = {word: unit for unit, word in UNIT_WORDS.items() if word} | {"ratio": "1"}
 
 Labels = tuple[tuple[str, str], ...]
 

@@ -57,7 +57,7 @@ def build_tracing(
     server_tracer = ServerTracer(
         sampler=provider.sampler,
         id_generator=provider.id_generator,
-        resource=provider.resource,
+        resource=lambda: provider.resource,
         processor=pipeline,
         limits=limits,
         scope=InstrumentationScope(scope_name, ""),  # as provider.get_tracer(scope_name) has it

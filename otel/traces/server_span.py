@@ -14,9 +14,11 @@ span. `tests/test_server_span.py` checks the exported spans match the SDK tracer
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import traceback
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from time import time_ns
 from types import MappingProxyType
 from typing import Any
@@ -48,17 +50,33 @@ class ServerTracer:
         *,
         sampler: Sampler,
         id_generator: IdGenerator,
-        resource: Resource,
+        resource: Callable[[], Resource],
         processor: SpanProcessor,
         limits: SpanLimits,
         scope: InstrumentationScope,
     ) -> None:
+        """`resource` reads the provider's; it is read again in a forked child, where the SDK
+        gives its tracers the child's resource (a new `service.instance.id`)."""
         self.sampler = sampler
         self.id_generator = id_generator
-        self.resource = resource
+        self._resource_of = resource
+        self.resource = resource()
         self.processor = processor
         self.limits = limits
         self.scope = scope
+        if hasattr(os, "register_at_fork"):
+            # Registered after the provider's own handler, so it runs after it in the child.
+            weak = weakref.WeakMethod(self._reread_resource)
+
+            def after_fork_in_child() -> None:
+                method = weak()
+                if method is not None:
+                    method()
+
+            os.register_at_fork(after_in_child=after_fork_in_child)
+
+    def _reread_resource(self) -> None:
+        self.resource = self._resource_of()
 
     def start_span(
         self,

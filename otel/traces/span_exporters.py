@@ -6,6 +6,7 @@ else about them (endpoint, headers, TLS, compression, timeouts, retries) is thei
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
@@ -20,17 +21,43 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otel.traces.span_encoding import encode_spans
 
+log = logging.getLogger(__name__)
+
 
 class OTLPHttpSpanExporter(HttpSpanExporter):
-    """OTLP/HTTP: the request body is our encoding; the exporter's client sends it."""
+    """OTLP/HTTP: the request body is our encoding; the exporter's client sends it.
 
-    # Replaces the exporter's export(): its request-size limit and its own (opt-in) SDK metrics
-    # are not applied; endpoint, headers, TLS, compression, timeout and retries are its client's.
+    export() is the SDK's with the encoder swapped: a batch that fails to encode or exceeds
+    `max_request_size` is dropped as FAILURE, the exporter's own (opt-in) metrics record each
+    export. It reads the exporter's private `_shutdown`, `_metrics`, `_max_request_size` and
+    `_client`: the versions are pinned (constraints.txt) and tests/test_sdk_internals.py names
+    each attribute, so an upgrade that moves one fails there first.
+    """
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:
+            log.warning("Exporter already shutdown, ignoring batch")
             return SpanExportResult.FAILURE
-        result = self._client.export(encode_spans(spans))
-        return SpanExportResult.SUCCESS if result.success else SpanExportResult.FAILURE
+        with self._metrics.export_operation(len(spans)) as result:
+            try:
+                body = encode_spans(spans)
+            except Exception as error:
+                log.error("Failed to encode span batch: %s", error)
+                result.error = error
+                return SpanExportResult.FAILURE
+            if 0 < self._max_request_size < len(body):
+                log.warning(
+                    "Dropping span batch: serialized size %d bytes exceeds max_request_size %d",
+                    len(body),
+                    self._max_request_size,
+                )
+                result.error = ValueError("span batch exceeds max_request_size")
+                return SpanExportResult.FAILURE
+            sent = self._client.export(body)
+            if not sent.success:
+                result.error = sent.error
+                return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
 
 
 class OTLPGrpcSpanExporter(GrpcSpanExporter):

@@ -1,0 +1,46 @@
+"""The private parts of the OpenTelemetry packages that otel/ relies on, one place to see them.
+
+Each has no public equivalent. The versions are pinned in constraints.txt; `make test-latest`
+runs this file (and the rest) against the newest releases, so a release that moves one of these
+fails here with its name rather than somewhere deep in an export path.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from opentelemetry.exporter.otlp.proto.grpc.exporter import OTLPExporterMixin
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.prometheus_remote_write import PrometheusRemoteWriteMetricsExporter
+from opentelemetry.sdk.metrics.export import MetricReader
+
+from otel.traces.span_exporters import OTLPGrpcSpanExporter, OTLPHttpSpanExporter
+
+
+def test_the_http_span_exporter_state_our_export_reads() -> None:
+    exporter = OTLPHttpSpanExporter(endpoint="http://127.0.0.1:9/v1/traces")
+    assert exporter._shutdown is False
+    assert isinstance(exporter._max_request_size, int)
+    assert callable(exporter._client.export)
+    assert callable(exporter._metrics.export_operation)
+    exporter.shutdown()
+
+
+def test_the_grpc_span_exporter_encodes_through_translate_data() -> None:
+    assert "self._translate_data(data)" in inspect.getsource(OTLPExporterMixin._export)
+    assert OTLPGrpcSpanExporter._translate_data is not OTLPExporterMixin._translate_data
+
+
+def test_metric_exporters_keep_their_preferences_where_the_wrapper_reads_them() -> None:
+    exporter = OTLPMetricExporter(endpoint="http://127.0.0.1:9/v1/metrics")
+    assert isinstance(exporter._preferred_temporality, dict)
+    assert isinstance(exporter._preferred_aggregation, dict)
+
+
+def test_remote_write_translates_through_translate_data() -> None:
+    export = inspect.getsource(PrometheusRemoteWriteMetricsExporter.export)
+    assert "self._translate_data(" in export
+
+
+def test_a_metric_reader_receives_through_receive_metrics() -> None:
+    assert "_receive_metrics" in MetricReader.__abstractmethods__
