@@ -44,11 +44,11 @@ $(VENV)/.installed-bench: pyproject.toml $(CONSTRAINTS) $(VENV)/.installed
 	$(PIP_INSTALL) -e '.[test,bench]'
 	touch $@
 
-## The overhead benchmark (about 13 min): writes docs/performance.md and docs/performance.png.
+## The overhead benchmark (about 25 min): writes docs/performance.md, docs/performance.png and README.md's summary.
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench
 
-## The benchmark harness end to end in under a minute; publishes nothing.
+## Every benchmark variant and part once, briefly (a few minutes); publishes nothing.
 bench-smoke: $(VENV)/.installed-bench
 	$(BIN)/python -m bench --smoke
 

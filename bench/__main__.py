@@ -13,9 +13,22 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import replace
 from typing import Any, NoReturn
 
-from bench import chart, machine, memory, report, scrape, serialise, startup, targets, throughput
+from bench import (
+    chart,
+    machine,
+    memory,
+    readme,
+    report,
+    scrape,
+    serialise,
+    startup,
+    targets,
+    throughput,
+    workers_scrape,
+)
 from bench.procs import (
     LOAD_CORE,
     BenchError,
@@ -27,7 +40,16 @@ from bench.procs import (
     require_tools,
     wait_http,
 )
-from bench.settings import PARTS, RESULTS_DIR, ROOT, Settings, override, preset
+from bench.settings import (
+    FULL_OUTPUTS,
+    PARTS,
+    REJECTED_OUTPUTS,
+    RESULTS_DIR,
+    ROOT,
+    Settings,
+    override,
+    preset,
+)
 from bench.sink import SinkClient
 from bench.variants import VARIANTS, select
 
@@ -36,7 +58,7 @@ Results = dict[str, Any]
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true", help="1 short round of everything, < 60 s")
+    p.add_argument("--smoke", action="store_true", help="every variant and part once, briefly")
     p.add_argument("--rounds", type=int, help="rounds over all variants (full: 5)")
     p.add_argument("--duration", type=int, dest="duration_s", help="seconds per route (full: 5)")
     p.add_argument("--warmup", type=int, dest="warmup_s", help="wrk warm-up seconds (full: 2)")
@@ -100,11 +122,13 @@ def measure(settings: Settings, argv: list[str]) -> Results:
         if settings.runs("throughput"):
             rig = throughput.Rig(settings, procs, _start_sink(procs))
             runs = throughput.measure(rig, variants, progress)
-            results["throughput"] = serialise.throughput_data(runs, settings.routes)
+            results["throughput"] = serialise.throughput_data(runs)
         if settings.runs("scrape"):
             results["scrape"] = scrape.measure_sizes(
                 settings.scrape_series, settings.scrape_repeats, progress
             )
+        if settings.runs("workers-scrape"):
+            results["workers_scrape"] = workers_scrape.measure(settings, procs, progress)
         if settings.runs("memory"):
             flooded = memory.measure(settings, procs, progress)
             results["memory"] = [serialise.memory_data(r) for r in flooded]
@@ -133,14 +157,17 @@ def write(results: Results, settings: Settings) -> None:
     out.markdown.write_text(report.render(results, out.chart.name, str(out.json.relative_to(ROOT))))
     if results.get("throughput"):
         chart.draw(results, out.chart)
+    if out == FULL_OUTPUTS:
+        readme.update(performance=out.markdown)  # the README's summary, from what was published
 
 
 def problems(results: Results) -> list[str]:
-    """What makes this run unusable (not a missed target): failed variants, failed requests."""
+    """What makes this run unpublishable (not a missed target): a variant that could not run or
+    failed its start-up checks, failed requests."""
     found = []
     for v in (results.get("throughput") or {}).get("variants", []):
-        if v["status"] == "failed":
-            found.append(f"{v['name']} failed: {v['reason']}")
+        if v["status"] != "ok":
+            found.append(f"{v['name']} {v['status']}: {v['reason']}")
         for route, s in v["summary"].items():
             if s["errors"]:
                 found.append(f"{v['name']} {route}: {s['errors']} failed requests")
@@ -169,11 +196,16 @@ def main(argv: list[str] | None = None) -> int:
         except BenchError as error:
             print(f"bench: {error}", file=sys.stderr)
             return 2
+    found = problems(results)
+    if found and not args.report_only:  # nothing is published from a run that went wrong
+        settings = replace(settings, outputs=REJECTED_OUTPUTS)
     write(results, settings)
     print(report.summary(results))
-    for problem in problems(results):
+    for problem in found:
         print(f"bench: {problem}", file=sys.stderr)
-    if problems(results):
+    if found:
+        where = settings.outputs.json.relative_to(ROOT)
+        print(f"bench: not published; this run's results are in {where}", file=sys.stderr)
         return 1
     missed = [t for t in results["targets"] if t["met"] is False]
     return 3 if args.check_targets and missed else 0

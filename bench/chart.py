@@ -13,9 +13,9 @@ import matplotlib.pyplot as plt
 
 Results = dict[str, Any]
 PANELS = (
-    ("rps_ratio", "throughput / bare (higher is better)"),
-    ("p99_ratio", "p99 latency / bare (lower is better)"),
-    ("cpu_ratio", "CPU time per request / bare (lower is better)"),
+    ("rps_ratio", "throughput / base (higher is better)"),
+    ("p99_ratio", "p99 latency / base (lower is better)"),
+    ("cpu_ratio", "CPU time per request / base (lower is better)"),
 )
 
 
@@ -30,7 +30,8 @@ def draw(results: Results, path: Path) -> None:
     axes[0].set_yticks(range(len(variants)), [v["label"] for v in variants])
     axes[-1].legend(loc="lower right", fontsize=8)
     fig.suptitle(
-        f"{results['meta']['nproc']} cores, uvicorn 1 worker on core 0, wrk on core 1; "
+        f"{results['meta']['nproc']} cores, server on core 0, wrk on core 1, ratios to each "
+        "variant's base; "
         f"{results['meta']['date']}",
         fontsize=9,
     )

@@ -45,8 +45,8 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def uvicorn(app: str, port: int) -> list[str]:
-    return python_module(
+def uvicorn(app: str, port: int, workers: int = 1) -> list[str]:
+    argv = python_module(
         "uvicorn",
         app,
         "--host",
@@ -57,6 +57,7 @@ def uvicorn(app: str, port: int) -> list[str]:
         "--log-level",
         "warning",
     )
+    return [*argv, "--workers", str(workers)] if workers > 1 else argv
 
 
 def free_port() -> int:
@@ -175,6 +176,43 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     utime, stime = int(fields[11]), int(fields[12])
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds of every live process in a process group: a server and all its workers.
+
+    The group is the session `Processes.start` created, so it holds the uvicorn supervisor, its
+    workers and multiprocessing's helpers, and nothing of anyone else's.
+    """
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[2]) == pgid:  # fields[0] is the state; then ppid, pgrp
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def wait_quiet(pgid: int, timeout: float = 60.0, poll: float = 0.25) -> None:
+    """Until the group has been idle (under 2% of a core) for two polls: every worker started."""
+    quiet, last = 0, group_cpu_seconds(pgid)
+    deadline = time.monotonic() + timeout
+    while quiet < 2:
+        if time.monotonic() > deadline:
+            raise BenchError(f"the server's processes were still busy after {timeout:.0f} s")
+        time.sleep(poll)
+        now = group_cpu_seconds(pgid)
+        quiet = quiet + 1 if now - last < 0.02 * poll else 0
+        last = now
+
+
+def group_pids(pgid: int) -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if int(stat.read_text().rpartition(")")[2].split()[2]) == pgid:
+                pids.append(int(stat.parent.name))
+    return pids
 
 
 def repeat_get(port: int, paths: Sequence[str], times: int) -> None:

@@ -8,10 +8,15 @@ from typing import Any
 Results = dict[str, Any]
 
 ROUTE_COLUMNS = (
-    "variant", "req/s", "range over rounds", "vs bare", "p50 ms", "p99 ms", "p99 vs bare",
-    "CPU us/req", "CPU vs bare",
+    "variant", "req/s", "range over rounds", "vs base", "p50 ms", "p99 ms", "p99 vs base",
+    "CPU us/req", "CPU vs base",
 )  # fmt: skip
-ROUTE_TITLES = {"/ping": "cheap route", "/items/42": "parametrised route `/items/{item_id}`"}
+ROUTE_TITLES = {
+    "/ping": "GET /ping (cheap route)",
+    "/items/42": "GET /items/42 (parametrised route `/items/{item_id}`)",
+    "GET /memos/{id}": "the memo service: GET /memos/{id} (a read by id)",
+    "POST /memos/": "the memo service: POST /memos/ (a create)",
+}
 
 
 def render(results: Results, chart_name: str, json_path: str) -> str:
@@ -33,7 +38,7 @@ def summary(results: Results) -> str:
 
 
 def _measurements(results: Results) -> list[str]:
-    return [_scrape(results), _memory(results), _startup(results)]
+    return [_scrape(results), _workers_scrape(results), _memory(results), _startup(results)]
 
 
 def table(head: Sequence[str], rows: Iterable[Sequence[object]], align: str = "") -> str:
@@ -63,12 +68,14 @@ def _met(met: bool | None) -> str:
 def _targets(results: Results) -> str:
     rows = [(t["name"], t["wanted"], t["measured"], _met(t["met"])) for t in results["targets"]]
     return (
-        "## Targets (issue 6)\n\n"
+        "## Targets\n\n"
         + table(("target", "wanted", "measured", "result"), rows, "llll")
-        + "\n\nThroughput targets are judged on the req/s ratio, as the issue states them. In "
-        "brackets, the same ratio from the server's CPU time per request (bare's over the "
-        "variant's), which other work on the machine disturbs much less: where the two disagree, "
-        "the difference is noise."
+        + "\n\nEach ratio is to the variant's base measured in the same run: the bare app for "
+        "the toy routes, the memo service with `OTEL_SDK_DISABLED=true` (same workers, same "
+        "Redis) for the memo service. Throughput targets are judged on the req/s ratio unless "
+        "they say otherwise. In brackets, the same ratio from the server's CPU time per request "
+        "(the base's over the variant's), which other work on the machine disturbs much less: "
+        "where the two disagree, the difference is noise."
     )
 
 
@@ -80,7 +87,7 @@ def _throughput(results: Results, chart_name: str | None) -> str:
     if chart_name:
         parts.append(f"![throughput and p99 relative to the bare app]({chart_name})")
     for route in data["routes"]:
-        parts.append(f"### GET {route} ({ROUTE_TITLES.get(route, 'route')})")
+        parts.append(f"### {ROUTE_TITLES.get(route, route)}")
         parts.append(_route_table(data["variants"], route))
     skipped = [v for v in data["variants"] if v["status"] != "ok"]
     if skipped:
@@ -96,9 +103,10 @@ def _route_table(variants: list[dict[str, Any]], route: str) -> str:
         if s is None:
             continue
         errors = f" ({s['errors']} errors)" if s["errors"] else ""
+        base = f", base `{v['baseline']}`" if v["name"] != v["baseline"] else ""
         rows.append(
             (
-                f"{v['label']} (`{v['name']}`){errors}",
+                f"{v['label']} (`{v['name']}`{base}){errors}",
                 f"{s['rps']:,.0f}",
                 f"{s['rps_min']:,.0f} to {s['rps_max']:,.0f}",
                 _x(s["rps_ratio"]),
@@ -157,6 +165,38 @@ def _scrape(results: Results) -> str:
     return "## One `/metrics` scrape\n\n" + table(head, rows) + note
 
 
+def _workers_scrape(results: Results) -> str:
+    data = results.get("workers_scrape")
+    if not data:
+        return ""
+    rows = [
+        (
+            f"{count} worker{'s' if count > 1 else ''}",
+            f"{s['series']:,}",
+            f"{s['p50_ms']:.1f}",
+            f"{s['p99_ms']:.1f}",
+            f"{s['max_ms']:.1f}",
+            f"{s['cpu_ms']:.1f}",
+            _mb(s["bytes"]),
+            s["scrapes"],
+        )
+        for count, s in ((1, data["single"]), (data["workers"], data["several"]))
+    ]
+    head = (
+        "`uvicorn --workers`", "series", "p50 ms", "p99 ms", "max ms", "CPU ms", "size", "scrapes"
+    )  # fmt: skip
+    return (
+        f"## One `/metrics` scrape under {data['workers']} workers\n\n"
+        + table(head, rows)
+        + "\n\nEvery worker holds the same request series; the worker that answers asks its "
+        "peers for their snapshots and adds them up (the counts are checked to be "
+        f"{data['workers']} times one worker's). Over HTTP, both servers on the server core, "
+        "scraped in turn. CPU ms is the CPU time of all the server's processes per scrape: the "
+        "latency of a scrape that passes through several processes on one shared core suffers "
+        "most from other work on the machine."
+    )
+
+
 def _mb(size: float) -> str:
     return f"{size / 1e6:.2f} MB"
 
@@ -208,29 +248,47 @@ def _method(results: Results) -> str:
     first_start = "migrated by one untimed start" if s["startup_warmup"] else "no untimed start"
     return f"""## How it is measured
 
-- **Servers.** Each variant is an app module under `bench/apps/` with the same two routes
+- **Servers.** Each toy variant is an app module under `bench/apps/` with the same two routes
   (`GET /ping` returns a small dict, `GET /items/{{item_id}}` an int path parameter; no response
   models). It runs as `taskset -c 0 python -m uvicorn bench.apps.MODULE:app --no-access-log
   --log-level warning`: one worker on core 0, with the uvloop and httptools that `uvicorn[standard]`
-  picks. Each start is checked: both routes answer 200, the variant's own series appear on its
-  `/metrics`, and a pushing variant's exports reach the OTLP sink.
+  picks. Every app freezes its start-up heap once started (`gc.collect()`, `gc.freeze()`), as the
+  memo service does. Each start is checked: both routes answer 200, the variant's own series
+  appear on its `/metrics`, and a pushing variant's exports reach the OTLP sink.
+- **The memo service.** `uvicorn service.main:app` the same way, on a fresh SQLite file per start
+  (`LOG_LEVEL=WARNING`), with its start-up heap frozen (`GC_FREEZE`, the default); telemetry off
+  is `OTEL_SDK_DISABLED=true`. wrk reads one memo by id (`GET /memos/{{id}}`, a memo the check
+  creates) and creates memos (`POST /memos/`, `bench/wrk/post_memo.lua`), after 50 scripted
+  requests per route. The 4-worker variants
+  run `--workers 4`, all on core 0; their CPU time is that of every process in the server's
+  process group (the supervisor and its workers), and they are measured only once the group is
+  idle after start-up and a wrk warm-up has reached every worker. Four workers sharing one core
+  cost more CPU per request than one worker (four event loops waking for fewer requests each,
+  four heaps through one cache): compare them with each other, not with the single worker. The
+  Redis variants cache reads in the Redis at `BENCH_REDIS_URL` under a namespace of their own;
+  the traced one samples 10% (`parentbased_traceidratio`, 0.1) and exports over OTLP to the sink,
+  with child spans for the SQL statements and Redis commands. Each start is checked: `/health`
+  answers, the created memo reads back, `--workers 4` runs four workers, the probe series and
+  pushes arrive as above.
 - **Load.** `taskset -c 1 wrk -t1 -c{s["connections"]} -d{s["duration_s"]}s --latency` on core 1.
   Every round starts each variant afresh, sends 200 scripted requests per route, warms up with
   wrk for {s["warmup_s"]} s, then loads {_loaded(s["routes"])} for {s["duration_s"]} s each (the
   route order alternates between rounds). {s["rounds"]} rounds; the variant order rotates by one
   each round, so the variants are interleaved in time. Reported: the median over rounds of
-  req/s, p50 and p99 (from wrk's latency distribution), and the ratio of each median to the bare
-  app's median in the same run. "Range" is the lowest and highest req/s over the rounds.
+  req/s, p50 and p99 (from wrk's latency distribution), and the ratio of each median to its
+  base's median in the same run. "Range" is the lowest and highest req/s over the rounds.
   "CPU us/req" is the server's CPU time (user + system, all threads, from `/proc/PID/stat`)
   during a wrk run divided by the requests it served, median over rounds: the cost of a request
   without the queueing, much less disturbed by other work on the machine than req/s.
 - **OTLP sink.** `bench/sink.py`, a small HTTP server on core 1 that answers `POST /v1/metrics`
   and `/v1/traces` with an empty success and discards the body. The OTLP variants use
   `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`, `OTEL_EXPORTER_OTLP_ENDPOINT` set to the sink and
-  `OTEL_METRIC_EXPORT_INTERVAL=1000`. The tracing variants sample every request and export in
-  batches: ours with `OTEL_TRACES_EXPORTER=otlp` and `OTEL_TRACES_SAMPLER=always_on` (its server
-  span from `otel/traces/server_span.py`, through the SDK's `BatchSpanProcessor` and OTLP/HTTP
-  exporter sending the encoding of `otel/traces/span_encoding.py`), upstream
+  `OTEL_METRIC_EXPORT_INTERVAL=1000`. The tracing variants serve their metrics on `/metrics`, as
+  the upstream one does, and export spans in batches: ours with `OTEL_TRACES_EXPORTER=otlp` and
+  `OTEL_TRACES_SAMPLER=always_on`, or `parentbased_traceidratio` with
+  `OTEL_TRACES_SAMPLER_ARG=0.1` (its server span from `otel/traces/server_span.py`, through the
+  SDK's `BatchSpanProcessor` and OTLP/HTTP exporter sending the encoding of
+  `otel/traces/span_encoding.py`), upstream
   with an SDK `TracerProvider` (default sampler) and a `BatchSpanProcessor`, keeping the
   instrumentor's default spans (a server span and one per ASGI `send`).
 - **Scrape.** One process per size on core 0 builds our app (`setup_telemetry(app,
@@ -240,6 +298,11 @@ def _method(results: Results) -> str:
   with the GC, platform and process collectors). Each app's `GET /metrics` is called through ASGI
   (no socket, no gzip): one warm-up scrape, then {s["scrape_repeats"]} interleaved scrapes,
   median. One (method, endpoint) pair with one status is 18 series.
+- **Scrape under {s["workers_scrape_workers"]} workers.** `bench/apps/ours_series.py` records
+  {s["workers_scrape_series"]:,} series' label sets at start-up in every worker; one server runs it
+  with `--workers {s["workers_scrape_workers"]}`, one with a single worker, both on core 0, and
+  `GET /metrics` goes to each in turn over HTTP, {s["workers_scrape_repeats"]} times. The worker
+  that answers asks its peers for their snapshots (`otel/export/workers.py`) and adds them up.
 - **Memory.** A fresh server per variant gets {s["memory_warmup_requests"]:,} warm-up requests and
   then {s["memory_requests"]:,} from `bench/flood.py` (32 connections, on core 1): every other
   request goes to a distinct unmatched path with a random method (standard ones and WebDAV-style

@@ -46,13 +46,19 @@ def label_sets(series: int) -> list[tuple[str, str, int, float]]:
 
 
 def ours() -> tuple[FastAPI, Record]:
-    """Our app and the recorder its middleware records into (found in the middleware stack)."""
+    """Our app and the recorder its middleware records into."""
     app = build_app()
     setup_telemetry(app, TelemetryConfig())
+    return app, ours_recorder(app)
+
+
+def ours_recorder(app: FastAPI) -> Record:
+    """The recorder `setup_telemetry` gave the app's middleware (found in the middleware stack)."""
     for middleware in app.user_middleware:
         recorder: Any = middleware.kwargs.get("recorder")
         if recorder is not None:
-            return app, recorder.record
+            record: Record = recorder.record
+            return record
     raise RuntimeError("setup_telemetry added no middleware with a `recorder`")
 
 

@@ -11,7 +11,6 @@ from bench.settings import ROOT, Settings
 from bench.startup import StartupResult
 from bench.stats import Sample, summarise
 from bench.throughput import VariantRuns
-from bench.variants import BARE
 
 Data = dict[str, Any]
 
@@ -23,8 +22,10 @@ def settings_data(settings: Settings) -> Data:
     return data
 
 
-def throughput_data(runs: list[VariantRuns], routes: tuple[str, ...]) -> Data:
-    summaries = summarise({r.variant.name: r.runs for r in runs if r.status == "ok"}, BARE)
+def throughput_data(runs: list[VariantRuns]) -> Data:
+    baselines = {r.variant.name: r.variant.baseline for r in runs}
+    summaries = summarise({r.variant.name: r.runs for r in runs if r.status == "ok"}, baselines)
+    routes = dict.fromkeys(route for r in runs for route in r.runs)
     return {
         "routes": list(routes),
         "variants": [_variant_data(r, summaries.get(r.variant.name, {})) for r in runs],
@@ -36,6 +37,8 @@ def _variant_data(runs: VariantRuns, summary: dict[str, Any]) -> Data:
         "name": runs.variant.name,
         "label": runs.variant.label,
         "app": runs.variant.app,
+        "baseline": runs.variant.baseline,
+        "workers": runs.variant.workers,
         "status": runs.status,
         "reason": runs.reason,
         "pushes": runs.pushes,

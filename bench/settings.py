@@ -30,6 +30,13 @@ SMOKE_OUTPUTS = Outputs(
     chart=RESULTS_DIR / "smoke.png",
 )
 
+# A run with a failed variant or failed requests is kept for reading, never published.
+REJECTED_OUTPUTS = Outputs(
+    json=RESULTS_DIR / "rejected.json",
+    markdown=RESULTS_DIR / "rejected.md",
+    chart=RESULTS_DIR / "rejected.png",
+)
+
 
 # The paths wrk loads: the cheap route and the parametrised one (`/items/{item_id}`).
 PING_PATH = "/ping"
@@ -46,6 +53,9 @@ class Settings:
     variants: tuple[str, ...] = ()  # empty: the default set
     scrape_series: tuple[int, ...] = (1_000, 10_000, 20_000)
     scrape_repeats: int = 7
+    workers_scrape_series: int = 20_000
+    workers_scrape_workers: int = 4
+    workers_scrape_repeats: int = 60
     memory_variants: tuple[str, ...] = ("ours", "promclient")  # "bare" shows the server's own
     memory_requests: int = 200_000
     memory_warmup_requests: int = 20_000
@@ -67,6 +77,8 @@ SMOKE = Settings(
     warmup_s=0,
     scrape_series=(1_000,),
     scrape_repeats=2,
+    workers_scrape_series=2_000,
+    workers_scrape_repeats=5,
     memory_requests=5_000,
     memory_warmup_requests=1_000,
     startup_repeats=1,
@@ -76,7 +88,7 @@ SMOKE = Settings(
 )
 FULL = Settings()
 
-PARTS = ("throughput", "scrape", "memory", "startup")
+PARTS = ("throughput", "scrape", "workers-scrape", "memory", "startup")
 
 
 def preset(smoke: bool) -> Settings:

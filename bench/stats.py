@@ -42,16 +42,18 @@ class RouteSummary:
 
 
 def summarise(
-    samples: Mapping[str, Mapping[str, Sequence[Sample]]], bare: str
+    samples: Mapping[str, Mapping[str, Sequence[Sample]]], baselines: Mapping[str, str]
 ) -> dict[str, dict[str, RouteSummary]]:
-    """Per variant and route: medians over the rounds, and ratios to the `bare` variant's."""
+    """Per variant and route: medians over the rounds, and ratios to its baseline's medians."""
     medians = {
         name: {route: _median(runs) for route, runs in routes.items() if runs}
         for name, routes in samples.items()
     }
-    reference = medians.get(bare, {})
     return {
-        name: {route: _ratios(s, reference.get(route)) for route, s in routes.items()}
+        name: {
+            route: _ratios(s, medians.get(baselines[name], {}).get(route))
+            for route, s in routes.items()
+        }
         for name, routes in medians.items()
     }
 

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bench.load import WrkResult, run_wrk, wrk_command
+from bench.memo import Request, memo_requests, warm_up
 from bench.procs import (
     SERVER_CORE,
     BenchError,
     Processes,
     clean_env,
-    cpu_seconds,
     free_port,
     get,
+    group_cpu_seconds,
+    group_pids,
     pinned,
     repeat_get,
     started,
     uvicorn,
     wait_http,
+    wait_quiet,
 )
 from bench.settings import ITEM_PATH, PING_PATH, Settings
 from bench.sink import SinkClient
@@ -28,6 +33,8 @@ from bench.variants import BARE, Variant
 
 ROUTES = (PING_PATH, ITEM_PATH)  # every variant must answer both, whichever are loaded
 WARMUP_REQUESTS = 200  # per route, before any wrk run: creates the series, fills caches
+MEMO_WARMUP_REQUESTS = 50  # the memo service's routes are slower; wrk's warm-up follows
+PUSH_WAIT_S = 6.0  # longer than the batch span processor's 5 s schedule delay
 
 
 @dataclass
@@ -54,20 +61,27 @@ class Rig:
 def measure(
     rig: Rig, variants: Sequence[Variant], progress: Callable[[str], None]
 ) -> list[VariantRuns]:
-    routes = rig.settings.routes
-    results = [VariantRuns(v, runs={route: [] for route in routes}) for v in variants]
+    results = [
+        VariantRuns(v, runs={route: [] for route in loaded_routes(v, rig.settings)})
+        for v in variants
+    ]
     for result in results:
         reason = result.variant.unavailable()
         if reason:
             result.status, result.reason = "unavailable", reason
     rounds = rig.settings.rounds
     for round_no in range(rounds):
-        order = routes if round_no % 2 == 0 else routes[::-1]
         for result in _rotate(results, round_no):
             if result.status == "ok":
                 progress(f"round {round_no + 1}/{rounds}: {result.variant.name}")
-                _run_guarded(rig, result, order)
+                routes = list(result.runs)
+                _run_guarded(rig, result, routes if round_no % 2 == 0 else routes[::-1])
     return results
+
+
+def loaded_routes(variant: Variant, settings: Settings) -> tuple[str, ...]:
+    """The memo service's own routes, both even in a smoke run; the run's routes otherwise."""
+    return variant.routes or settings.routes
 
 
 def _rotate(items: list[VariantRuns], by: int) -> list[VariantRuns]:
@@ -89,29 +103,55 @@ def _run_guarded(rig: Rig, result: VariantRuns, routes: Sequence[str]) -> None:
 
 def _run_once(rig: Rig, result: VariantRuns, routes: Sequence[str]) -> None:
     variant, port, settings = result.variant, free_port(), rig.settings
-    argv = pinned(SERVER_CORE, uvicorn(variant.app, port))
-    env = clean_env(variant.environment(rig.sink.endpoint))
-    with started(rig.procs, variant.name, argv, env) as proc:
+    argv = pinned(SERVER_CORE, uvicorn(variant.app, port, variant.workers))
+    with tempfile.TemporaryDirectory(prefix=f"bench-{variant.name}-") as data_dir:
+        env = clean_env(variant.environment(rig.sink.endpoint, data_dir))
+        with started(rig.procs, variant.name, argv, env) as proc:
+            requests = _checked_requests(variant, proc, port)
+            before = rig.sink.received()
+            url = f"http://127.0.0.1:{port}"
+            warmup_s = max(settings.warmup_s, 1 if variant.workers > 1 else 0)
+            if warmup_s:  # with several workers, every one of them serves before it counts
+                _wrk(url, requests[routes[0]], warmup_s, settings)
+            for route in routes:
+                result.runs[route].append(_sample(proc.pid, url, requests[route], settings))
+            _count_pushes(result, rig.sink, before)
+
+
+def _checked_requests(
+    variant: Variant, proc: subprocess.Popen[bytes], port: int
+) -> dict[str, Request]:
+    """What wrk sends on each route, once the server answers as it should."""
+    if not variant.is_memo_service:
         wait_http(proc, port, PING_PATH)
         check_answers(variant, port)
-        before = rig.sink.received()
-        url = f"http://127.0.0.1:{port}"
-        if settings.warmup_s:
-            _wrk(url + routes[0], settings.warmup_s, settings)
-        for route in routes:
-            result.runs[route].append(_sample(proc.pid, url + route, settings))
-        _count_pushes(result, rig.sink, before)
+        return {route: Request(route) for route in ROUTES}
+    wait_http(proc, port, "/health", timeout=60)
+    if variant.workers > 1:
+        wait_quiet(proc.pid)  # the other workers are still importing and migrating
+        _check_workers(variant, proc.pid)
+    requests = memo_requests(port)
+    warm_up(port, requests, MEMO_WARMUP_REQUESTS)
+    _check_probe(variant, port)
+    return requests
 
 
-def _sample(server_pid: int, url: str, settings: Settings) -> Sample:
-    """One wrk run, with the CPU time the server spent during it."""
-    cpu_before = cpu_seconds(server_pid)
-    wrk = _wrk(url, settings.duration_s, settings)
-    return Sample(wrk, cpu_seconds(server_pid) - cpu_before)
+def _check_workers(variant: Variant, pgid: int) -> None:
+    """`--workers N` really runs N workers: the supervisor, N workers (and helpers) in its group."""
+    if variant.workers > 1 and len(group_pids(pgid)) < variant.workers + 1:
+        raise BenchError(f"expected {variant.workers} workers, found {group_pids(pgid)}")
 
 
-def _wrk(url: str, seconds: int, settings: Settings) -> WrkResult:
-    return run_wrk(wrk_command(url, seconds, settings.connections), timeout=seconds + 30)
+def _sample(pgid: int, url: str, request: Request, settings: Settings) -> Sample:
+    """One wrk run, with the CPU time the server (all its processes) spent during it."""
+    cpu_before = group_cpu_seconds(pgid)
+    wrk = _wrk(url, request, settings.duration_s, settings)
+    return Sample(wrk, group_cpu_seconds(pgid) - cpu_before)
+
+
+def _wrk(url: str, request: Request, seconds: int, settings: Settings) -> WrkResult:
+    argv = wrk_command(url + request.path, seconds, settings.connections, request.script)
+    return run_wrk(argv, timeout=seconds + 30)
 
 
 def check_answers(variant: Variant, port: int) -> None:
@@ -121,6 +161,10 @@ def check_answers(variant: Variant, port: int) -> None:
         if status != 200:
             raise BenchError(f"GET {route} answered {status}: {body[:200]!r}")
     repeat_get(port, ROUTES, WARMUP_REQUESTS)
+    _check_probe(variant, port)
+
+
+def _check_probe(variant: Variant, port: int) -> None:
     if variant.probe is None:
         return
     status, body = get(port, "/metrics")
@@ -129,8 +173,8 @@ def check_answers(variant: Variant, port: int) -> None:
 
 
 def _count_pushes(result: VariantRuns, sink: SinkClient, before: dict[str, int]) -> None:
-    """The sink must have received each kind of export the variant pushes (waits up to 3 s)."""
-    deadline = time.monotonic() + 3.0
+    """The sink must have received each kind of export the variant pushes (waits a while)."""
+    deadline = time.monotonic() + PUSH_WAIT_S
     while True:
         after = sink.received()
         delta = {p: after.get(p, 0) - before.get(p, 0) for p in result.variant.pushes}

@@ -26,7 +26,8 @@ from otel.metrics.contract import REQUEST_DURATION, REQUESTS
 from otel.metrics.views import contract_views
 from otel.middleware import TelemetryMiddleware
 from otel.routes import RouteTemplates
-from otel.traces.provider import build_tracing, instrument_redis, instrument_sqlalchemy
+from otel.traces.child_spans import ChildSpans
+from otel.traces.provider import build_tracing
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Telemetry:
     exchange: WorkerExchange | None = None
     tracer_provider: TracerProvider | None = None
     bridge: PrometheusBridge | None = None
+    child_spans: ChildSpans | None = None
     _shut_down: bool = field(default=False, repr=False)
 
     @property
@@ -73,13 +75,13 @@ class Telemetry:
 
     def instrument_sqlalchemy(self, engine: Any) -> None:
         """Child spans for the queries of `engine`; nothing when tracing is off."""
-        if self.tracer_provider is not None:
-            instrument_sqlalchemy(engine, self.tracer_provider.get_tracer(INSTRUMENTATION_NAME))
+        if self.child_spans is not None:
+            self.child_spans.instrument_sqlalchemy(engine)
 
     def instrument_redis(self, client: Any) -> None:
         """Child spans for the commands of this Redis client; nothing when tracing is off."""
-        if self.tracer_provider is not None:
-            instrument_redis(client, self.tracer_provider)
+        if self.child_spans is not None:
+            self.child_spans.instrument_redis(client)
 
 
 def setup_telemetry(
@@ -138,7 +140,8 @@ def setup_telemetry(
         tracer=tracing.server_tracer if tracing else None,
     )
     exchange = endpoint.exchange if endpoint else None
-    return Telemetry(config, provider, registry, exchange, tracer_provider, bridge)
+    child_spans = tracing.child_spans if tracing else None
+    return Telemetry(config, provider, registry, exchange, tracer_provider, bridge, child_spans)
 
 
 def _resource(default_service_name: str) -> Resource:

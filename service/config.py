@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     db_timeout_seconds: float = Field(default=5.0, gt=0)
     # Larger request bodies are refused with 413 before they are read whole.
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # After start-up the heap is moved out of the collector's reach (gc.freeze): the objects
+    # built once (routes, models, telemetry) are no longer rescanned, which keeps the
+    # collections that request garbage triggers short. Off: every collection scans everything.
+    gc_freeze: bool = True
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod

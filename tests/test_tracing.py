@@ -135,3 +135,18 @@ def test_tracing_off_builds_no_tracer() -> None:
     telemetry = setup_telemetry(app, TelemetryConfig())
     assert telemetry.tracer_provider is None
     telemetry.shutdown()
+
+
+def test_a_request_with_an_unsampled_parent_exports_nothing_not_even_its_children(
+    api: TestClient, spans: InMemorySpanExporter
+) -> None:
+    memo = api.post("/memos/", json={"title": "t", "content": "c"}).json()
+    api.get(f"/memos/{memo['id']}")  # cached now: the next read is a Redis call
+    spans.clear()
+    unsampled = f"00-{TRACE_ID}-{PARENT_ID}-00"
+    api.post("/memos/", json={"title": "u", "content": "c"}, headers={"traceparent": unsampled})
+    api.get(f"/memos/{memo['id']}", headers={"traceparent": unsampled})
+    assert spans.get_finished_spans() == ()
+    api.get(f"/memos/{memo['id']}", headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+    systems = {dict(s.attributes or {}).get("db.system") for s in spans.get_finished_spans()}
+    assert "redis" in systems

@@ -12,7 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from otel.export.gauge_modes import GaugeModes
 from otel.export.render import render_request_metrics
-from otel.export.workers import Snapshot, WorkerExchange, merge, snapshot_of
+from otel.export.workers import Snapshot, WorkerExchange, merge_into, snapshot_of
 from otel.metrics.aggregator import RequestAggregator
 from otel.metrics.bridge import PrometheusBridge
 
@@ -59,7 +59,10 @@ class MetricsEndpoint:
         if self.exchange is None:
             entries, families = self._aggregator.entries(), CollectedFamilies(self._families())
         else:
-            merged, merged_families = merge(self.snapshot(), self.exchange.peer_snapshots())
+            # This worker's entries are added as they are; only its families go through a snapshot.
+            own = snapshot_of((), self._families(), self._gauge_modes)
+            peers = self.exchange.peer_snapshots()
+            merged, merged_families = merge_into(self._aggregator.entries(), own, peers)
             entries, families = merged, CollectedFamilies(merged_families)
         ours = render_request_metrics(entries, self._aggregator.bounds, openmetrics=openmetrics)
         rest = encoder(families).decode()  # any object with collect() will do

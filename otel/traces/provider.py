@@ -1,4 +1,4 @@
-"""Traces: a tracer provider from the standard variables, child spans for the database and Redis.
+"""Traces: a tracer provider from the standard variables, its server and child span makers.
 
 OTEL_TRACES_EXPORTER is `otlp`, `console` or `none` (the default); the sampler comes from
 OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG, read by the SDK itself.
@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from opentelemetry.metrics import NoOpMeter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import (
     SpanLimits,
@@ -20,9 +18,9 @@ from opentelemetry.sdk.trace import (
 )
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Tracer
 
 from otel.config import otlp_protocol, otlp_timeout_seconds
+from otel.traces.child_spans import ChildSpans
 from otel.traces.server_span import ServerTracer
 
 
@@ -30,6 +28,7 @@ from otel.traces.server_span import ServerTracer
 class Tracing:
     provider: TracerProvider
     server_tracer: ServerTracer  # the middleware's server spans, into the provider's pipeline
+    child_spans: ChildSpans  # SQL and Redis spans under them
 
 
 def build_tracing(
@@ -62,7 +61,7 @@ def build_tracing(
         limits=limits,
         scope=InstrumentationScope(scope_name, ""),  # as provider.get_tracer(scope_name) has it
     )
-    return Tracing(provider, server_tracer)
+    return Tracing(provider, server_tracer, ChildSpans(provider))
 
 
 def _span_exporter(name: str, env: Mapping[str, str]) -> SpanExporter:
@@ -74,20 +73,3 @@ def _span_exporter(name: str, env: Mapping[str, str]) -> SpanExporter:
     if otlp_protocol(env, "TRACES") == "grpc":
         return span_exporters.OTLPGrpcSpanExporter(timeout=timeout)
     return span_exporters.OTLPHttpSpanExporter(timeout=timeout)
-
-
-def instrument_sqlalchemy(engine: Any, tracer: Tracer) -> None:
-    """Child spans for each query on `engine` (an Engine, or an AsyncEngine's sync_engine)."""
-    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
-
-    # The instrumentor is a process-wide singleton; an EngineTracer serves one engine only,
-    # so two apps in one process keep their own providers. Pool usage is already measured.
-    usage = NoOpMeter("otel.sqlalchemy").create_up_down_counter("db.client.connections.usage")
-    EngineTracer(tracer, getattr(engine, "sync_engine", engine), usage)  # type: ignore[no-untyped-call]
-
-
-def instrument_redis(client: Any, provider: TracerProvider) -> None:
-    """Child spans for each command of this Redis client only."""
-    from opentelemetry.instrumentation.redis import RedisInstrumentor
-
-    RedisInstrumentor.instrument_client(client, tracer_provider=provider)

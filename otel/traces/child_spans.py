@@ -1,0 +1,122 @@
+"""Child spans for SQL statements and Redis commands, free in a request that is not sampled.
+
+The spans are the instrumentations' own (opentelemetry-instrumentation-sqlalchemy and -redis),
+with tracers resolved once, under each instrumentation's own scope. What is ours: when the
+current span is not sampled and the sampler follows its parent, every child would be a
+non-recording span, so the instrumentation is not entered at all: no attributes are built, the
+sampler is not asked, no span object is made and nothing reaches the span processors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.metrics import NoOpMeter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ParentBased,
+    Sampler,
+)
+
+SQLALCHEMY_SCOPE = "opentelemetry.instrumentation.sqlalchemy"
+
+
+def follows_parent(sampler: Sampler) -> bool:
+    """Whether an unsampled parent always means unsampled children under `sampler`.
+
+    True for the parent-based samplers OTEL_TRACES_SAMPLER names (the default among them), whose
+    rules for unsampled parents are left at always_off, and for always_off itself.
+    """
+    if isinstance(sampler, ParentBased):
+        rules = ("_local_parent_not_sampled", "_remote_parent_not_sampled")
+        return all(getattr(sampler, rule, None) is ALWAYS_OFF for rule in rules)
+    return sampler is ALWAYS_OFF
+
+
+class ChildSpans:
+    """Instruments an engine or a Redis client for one tracer provider."""
+
+    def __init__(self, provider: TracerProvider) -> None:
+        self._provider = provider
+        self._follows_parent = follows_parent(provider.sampler)
+        self._sql_tracer: trace.Tracer | None = None
+
+    def wanted(self) -> bool:
+        """False when the current span is unsampled and its children would be too."""
+        context = trace.get_current_span().get_span_context()
+        return context.trace_flags.sampled or not context.is_valid or not self._follows_parent
+
+    def instrument_sqlalchemy(self, engine: Any) -> None:
+        """Spans for the statements of `engine` (an Engine, or an AsyncEngine's sync_engine)."""
+        engine_spans = _engine_spans_class()
+        # The instrumentor is a process-wide singleton; an EngineTracer serves one engine only,
+        # so two apps in one process keep their own providers. Pool usage is measured already.
+        usage = NoOpMeter(SQLALCHEMY_SCOPE).create_up_down_counter("db.client.connections.usage")
+        engine_spans(self.sql_tracer, getattr(engine, "sync_engine", engine), usage, self.wanted)
+
+    @property
+    def sql_tracer(self) -> trace.Tracer:
+        """The tracer SQLAlchemyInstrumentor would use: its name, version and schema URL."""
+        if self._sql_tracer is None:
+            from opentelemetry.instrumentation._semconv import (
+                _get_schema_url_for_signal_types,
+                _OpenTelemetrySemanticConventionStability,
+                _OpenTelemetryStabilitySignalType,
+            )
+            from opentelemetry.instrumentation.sqlalchemy.version import __version__
+
+            _OpenTelemetrySemanticConventionStability._initialize()  # type: ignore[no-untyped-call]
+            signals = [
+                _OpenTelemetryStabilitySignalType.DATABASE,
+                _OpenTelemetryStabilitySignalType.HTTP,
+            ]
+            self._sql_tracer = self._provider.get_tracer(
+                SQLALCHEMY_SCOPE, __version__, _get_schema_url_for_signal_types(signals)
+            )
+        return self._sql_tracer
+
+    def instrument_redis(self, client: Any) -> None:
+        """Spans for the commands (and pipelines) of this Redis client only."""
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        RedisInstrumentor.instrument_client(client, tracer_provider=self._provider)
+        client.execute_command = _when_wanted(client.execute_command, self.wanted)
+        client.pipeline = _when_wanted(client.pipeline, self.wanted)
+
+
+def _when_wanted(traced: Any, wanted: Callable[[], bool]) -> Callable[..., Any]:
+    """The instrumented method while spans are wanted; the method it wraps otherwise."""
+    plain = traced.__wrapped__
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return (traced if wanted() else plain)(*args, **kwargs)
+
+    return call
+
+
+def _engine_spans_class() -> type:
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+
+    class EngineSpans(EngineTracer):
+        """EngineTracer that leaves a statement alone when its span is not wanted."""
+
+        def __init__(
+            self, tracer: trace.Tracer, engine: Any, usage: Any, wanted: Callable[[], bool]
+        ) -> None:
+            self._wanted = wanted
+            super().__init__(tracer, engine, usage)  # type: ignore[no-untyped-call]
+
+        def _before_cur_exec(
+            self, conn: Any, cursor: Any, statement: Any, params: Any, context: Any, many: Any
+        ) -> tuple[Any, Any]:
+            if not self._wanted():
+                return statement, params  # no span on the context: the after-hooks do nothing
+            result: tuple[Any, Any] = super()._before_cur_exec(  # type: ignore[no-untyped-call]
+                conn, cursor, statement, params, context, many
+            )
+            return result
+
+    return EngineSpans
