@@ -87,7 +87,7 @@ RESTORE_ARGS ?= compose
 ## Check the running stack (ports, app, Prometheus targets, Grafana, every dashboard query) and
 ## print a fix per failure. DOCTOR_ARGS="--stack local" when the services run as local processes.
 doctor: install
-	$(BIN)/python scripts/doctor.py $(DOCTOR_ARGS)
+	$(BIN)/python -m scripts.doctor $(DOCTOR_ARGS)
 
 ## Prometheus (snapshot API) and Grafana's data -> backups/monitoring-<UTC time>.tar.gz. Production:
 ## COMPOSE="docker compose -f docker-compose.prod.yml" BACKUP_ARGS="compose --stop-and-copy".

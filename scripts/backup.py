@@ -13,8 +13,8 @@ stops Prometheus, copies its stopped volume and starts it again (README, "Backup
 Grafana: compose stops Grafana while its volume is copied; `local` copies the directory and takes
 grafana.db through SQLite's online backup, which is consistent even while Grafana writes.
 
-Compose volumes are read and written by a throwaway container (`docker run --rm -v VOLUME:/data`),
-as in the seed document. Stdlib only (Python 3.10.12 or later, for tarfile's extraction filters):
+Compose volumes are read and written by a throwaway container (`docker run --rm -v VOLUME:/data`).
+Stdlib only (Python 3.10.12 or later, for tarfile's extraction filters):
 it runs on a server without the project's venv.
 """
 

@@ -1,5 +1,5 @@
 """The provisioned dashboards' PromQL as Grafana sends it: panel queries, template variables, and
-Grafana's built-in variables substituted. Used by `scripts/doctor.py` and the stack tests.
+Grafana's built-in variables substituted. Used by `scripts/doctor/` and the stack tests.
 
 Stdlib only, nothing happens at import time.
 """

@@ -1,4 +1,4 @@
-"""The monitoring document's recipe for adding a metric (tests/club/recipe.py, verbatim), in a
+"""The club's recipe for adding a metric (tests/club/recipe.py, verbatim), in a
 module imported before the app: its series reaches every export path as prometheus_client
 writes it.
 

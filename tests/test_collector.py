@@ -21,6 +21,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from prometheus_client import CollectorRegistry
 
 from otel.export.prometheus_reader import metric_type
 from otel.metrics.bridge import runtime_registry
@@ -57,9 +60,14 @@ TRACES_EXPORTER = "otlp_grpc/tempo"
 # collector writes (from service.name), so rules and dashboards see one job on every path.
 APP_JOB = "fastapi"
 
-# Components of otelcol-contrib 0.147.0 that the config may name, with the options each accepts
-# (from the components' READMEs; the prometheus exporter's from its README and config.go). An
-# unknown key stops the collector at start, so each key used must be one of these.
+# A record of a fixed external schema, not derived from our code: the components of
+# otelcol-contrib 0.147.0 that the config may name, with the options each accepts, as the
+# components' config structs at v0.147.0 define them: in github.com/open-telemetry/
+# opentelemetry-collector, receiver/otlpreceiver, processor/memorylimiterprocessor,
+# processor/batchprocessor and exporter/otlpexporter; in opentelemetry-collector-contrib,
+# extension/healthcheckextension and exporter/prometheusexporter (config.go). An unknown key stops
+# the collector at start, so each key used must be one of these. Moving the pin means reading
+# those files again (test_collector_service checks the config names the pin it was written for).
 OPTIONS: dict[str, dict[str, set[str]]] = {
     "extensions": {"health_check": {"endpoint", "path", "response_body", "tls"}},
     "receivers": {"otlp": {"protocols"}},
@@ -106,8 +114,10 @@ OTLP_PROTOCOL_OPTIONS = {"endpoint", "max_recv_msg_size_mib", "cors", "tls"}
 # OTEL_EXPORTER_OTLP_PROTOCOL -> the receiver protocol that accepts it.
 RECEIVER_PROTOCOLS = {"http/protobuf": "http", "grpc": "grpc"}
 
-# Keys of grafana/tempo 3.0.3's config (cmd/tempo/app/config.go and the structs it embeds) that
-# tempo.yaml may use; Tempo reads its file with yaml.UnmarshalStrict, so any other key stops it.
+# A record of a fixed external schema: keys of grafana/tempo 3.0.3's config, as
+# github.com/grafana/tempo cmd/tempo/app/config.go and the structs it embeds define them at that
+# tag, that tempo.yaml may use; Tempo reads its file with yaml.UnmarshalStrict, so any other key
+# stops it.
 TEMPO_OPTIONS: dict[str, Any] = {
     "server": {"http_listen_address", "http_listen_port", "grpc_listen_port", "log_level"},
     "distributor": {"receivers", "log_received_spans", "log_discarded_spans"},
@@ -280,6 +290,25 @@ def test_prometheus_exporter_options_give_the_contract_names_and_labels() -> Non
     assert seconds(exporter["metric_expiration"]) > 0
 
 
+def test_the_contract_names_are_what_the_sdk_prometheus_exporter_writes() -> None:
+    """The oracle is upstream's exporter (opentelemetry-exporter-prometheus): the contract's
+    streams and units, recorded through SDK instruments, come out under the contract's names."""
+    registry = CollectorRegistry(auto_describe=False)
+    reader = PrometheusMetricReader(disable_target_info=True, registry=registry)
+    meter = MeterProvider(metric_readers=[reader], shutdown_on_exit=False).get_meter("contract")
+    for spec in CONTRACT:
+        if spec.kind == "counter":
+            meter.create_counter(spec.stream, unit=spec.unit).add(1)
+        elif spec.kind == "histogram":
+            meter.create_histogram(spec.stream, unit=spec.unit).record(0.1)
+        else:
+            meter.create_gauge(spec.stream, unit=spec.unit).set(1)
+    written = {sample.name for family in registry.collect() for sample in family.samples}
+    for spec in CONTRACT:
+        series = spec.prometheus_name + ("_bucket" if spec.kind == "histogram" else "")
+        assert series in written, (spec.stream, written)
+
+
 CONTRACT_TYPES = {
     "counter": MetricType.MONOTONIC_COUNTER,
     "gauge": MetricType.GAUGE,
@@ -288,7 +317,8 @@ CONTRACT_TYPES = {
 
 
 def test_underscore_escaping_with_suffixes_gives_the_contract_names() -> None:
-    """What the SDK sends, named as the collector's translator does (otel/metrics/naming.py)."""
+    """The collector's translation (otel/metrics/naming.py, whose rule tests/test_naming.py
+    checks against upstream otlptranslator's own cases) gives the same contract names."""
     for spec in CONTRACT:
         name = metric_name(spec.stream, spec.unit, CONTRACT_TYPES[spec.kind])
         assert name == spec.prometheus_name

@@ -394,7 +394,7 @@ def test_nginx_ports_agree_with_compose(stack: dict[str, Any]) -> None:
 # --- published ports ---
 
 
-def test_dev_ports_are_the_seed_ports_on_loopback(dev: dict[str, Any]) -> None:
+def test_dev_ports_are_the_documented_ports_on_loopback(dev: dict[str, Any]) -> None:
     for name, service in dev["services"].items():
         assert ports(service) == DEV_PORTS.get(name, set()), name
 

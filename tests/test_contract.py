@@ -6,8 +6,9 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
-from otel.metrics.contract import DURATION_BUCKETS, UNMATCHED_ENDPOINT
+from otel.metrics.contract import CONTRACT, DURATION_BUCKETS, UNMATCHED_ENDPOINT, scraped_series
 from tests.helpers import ORIGINAL_HELP, RUNTIME_SERIES
 
 ORIGINAL_HELP_LINES = [f"# HELP {name} {text}" for name, text in ORIGINAL_HELP.items()]
@@ -137,3 +138,13 @@ def test_gzip_when_accepted(client: TestClient) -> None:
     response = client.get("/metrics", headers={"Accept-Encoding": "gzip"})
     assert response.headers["content-encoding"] == "gzip"
     assert "process_cpu_seconds_total" in response.text
+
+
+def test_a_scrape_shows_every_series_the_doctor_asks_for(client: TestClient) -> None:
+    """`make doctor` asks the app for scraped_series(); the app, parsed by prometheus_client's
+    own parser, must show each."""
+    client.get("/health")
+    text = client.get("/metrics").text
+    samples = {s.name for family in text_string_to_metric_families(text) for s in family.samples}
+    assert set(scraped_series()) <= samples
+    assert len(scraped_series()) == len(set(scraped_series())) > len(CONTRACT)

@@ -1,10 +1,13 @@
-"""otel.traces.span_encoding against the OTLP exporters' own encoder: the same message, decoded."""
+"""otel.traces.span_encoding against the OTLP exporters' own encoder (the same bytes, and the same
+message decoded), and its named fields against opentelemetry-proto's descriptors."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 
 import pytest
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as reference
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
@@ -23,7 +26,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.span import TraceState
 
-from otel.traces import span_encoding
+from otel.traces import otlp_wire, span_encoding
 from otel.traces.span_encoding import encode_spans
 
 Emit = Callable[[TracerProvider], None]
@@ -40,8 +43,73 @@ def finished(emit: Emit, **provider_options: object) -> tuple[ReadableSpan, ...]
 
 
 def assert_same_message(spans: tuple[ReadableSpan, ...]) -> None:
-    ours = ExportTraceServiceRequest.FromString(encode_spans(spans))
+    encoded = encode_spans(spans)
+    ours = ExportTraceServiceRequest.FromString(encoded)
     assert ours == reference(spans), f"ours:\n{ours}\nexporters':\n{reference(spans)}"
+    # Fields in number order, as protobuf serializes them: the very bytes.
+    assert encoded == reference(spans).SerializeToString()
+    assert_wire_types_match_the_schema(encoded, ExportTraceServiceRequest.DESCRIPTOR)
+
+
+# The wire type of each protobuf field type, from the protobuf encoding's specification
+# (protobuf.dev/programming-guides/encoding), read independently of otel.traces.otlp_wire.
+WIRE_TYPES = {
+    FieldDescriptor.TYPE_INT64: 0,
+    FieldDescriptor.TYPE_UINT32: 0,
+    FieldDescriptor.TYPE_BOOL: 0,
+    FieldDescriptor.TYPE_ENUM: 0,
+    FieldDescriptor.TYPE_FIXED64: 1,
+    FieldDescriptor.TYPE_DOUBLE: 1,
+    FieldDescriptor.TYPE_STRING: 2,
+    FieldDescriptor.TYPE_BYTES: 2,
+    FieldDescriptor.TYPE_MESSAGE: 2,
+    FieldDescriptor.TYPE_FIXED32: 5,
+}
+
+
+def read_varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at, shift = at + 1, shift + 7
+        if byte < 0x80:
+            return value, at
+
+
+def assert_wire_types_match_the_schema(data: bytes, message: Descriptor) -> None:
+    """Every tag in `data`: a field of `message` written with its type's wire type; recursively."""
+    at = 0
+    while at < len(data):
+        tag, at = read_varint(data, at)
+        number, wire_type = tag >> 3, tag & 7
+        field = message.fields_by_number.get(number)
+        assert field is not None, f"{message.full_name} has no field {number}"
+        assert wire_type == WIRE_TYPES[field.type], f"{field.full_name}: wire type {wire_type}"
+        if wire_type == 0:
+            _, at = read_varint(data, at)
+        elif wire_type in (1, 5):
+            at += 8 if wire_type == 1 else 4
+        else:
+            length, at = read_varint(data, at)
+            if field.type == FieldDescriptor.TYPE_MESSAGE:
+                assert_wire_types_match_the_schema(data[at : at + length], field.message_type)
+            at += length
+    assert at == len(data), message.full_name
+
+
+def test_every_named_field_has_its_number_in_opentelemetry_proto() -> None:
+    named = 0
+    for message in otlp_wire.MESSAGES:
+        descriptor = ExportTraceServiceRequest.DESCRIPTOR.file.pool.FindMessageTypeByName(
+            inspect.getdoc(message) or ""
+        )
+        fields = {k: v for k, v in vars(message).items() if k.isupper()}
+        assert fields, message.__name__
+        for name, number in fields.items():
+            assert descriptor.fields_by_name[name.lower()].number == number, f"{message}.{name}"
+            named += 1
+    assert named > 40
 
 
 def server_span(provider: TracerProvider) -> None:

@@ -16,20 +16,20 @@ from otel.metrics.aggregator import Entry, RequestExemplar
 from otel.metrics.contract import REQUEST_DURATION, REQUESTS
 
 floatToGoString = cast(Callable[[float], str], utils.floatToGoString)
-_REQUESTS = REQUESTS.prometheus_name
-_DURATION = REQUEST_DURATION.prometheus_name
+_REQUESTS_NAME = REQUESTS.prometheus_name
+_DURATION_NAME = REQUEST_DURATION.prometheus_name
 
 
 def render_request_metrics(
     entries: Iterable[Entry], bounds: tuple[float, ...], *, openmetrics: bool
 ) -> str:
     entries = sorted(entries, key=lambda e: (e.endpoint, e.method))
-    lines = _header(_REQUESTS, REQUESTS.description, "counter", openmetrics)
+    lines = _header(_REQUESTS_NAME, REQUESTS.description, "counter", openmetrics)
     for entry in entries:
         labels = _pair_labels(entry.endpoint, entry.method)
         for status, count in sorted(entry.statuses.items()):
-            lines.append(f'{_REQUESTS}{{{labels},status_code="{status}"}} {_number(count)}')
-    lines += _header(_DURATION, REQUEST_DURATION.description, "histogram", openmetrics)
+            lines.append(f'{_REQUESTS_NAME}{{{labels},status_code="{status}"}} {_number(count)}')
+    lines += _header(_DURATION_NAME, REQUEST_DURATION.description, "histogram", openmetrics)
     les = _le_texts(bounds)
     for entry in entries:
         lines += _histogram_lines(entry, les, openmetrics)
@@ -52,14 +52,14 @@ def _histogram_lines(entry: Entry, les: list[str], openmetrics: bool) -> list[st
     cumulative = 0
     for index, (le, count) in enumerate(zip(les, entry.buckets, strict=True)):
         cumulative += count
-        line = f'{_DURATION}_bucket{{endpoint="{endpoint}",le="{le}",method="{method}"}} '
+        line = f'{_DURATION_NAME}_bucket{{endpoint="{endpoint}",le="{le}",method="{method}"}} '
         line += _number(cumulative)
         if openmetrics and entry.exemplars is not None and entry.exemplars[index] is not None:
             line += _exemplar(entry.exemplars[index])  # type: ignore[arg-type]
         lines.append(line)
     labels = _pair_labels(entry.endpoint, entry.method)
-    lines.append(f"{_DURATION}_count{{{labels}}} {_number(cumulative)}")
-    lines.append(f"{_DURATION}_sum{{{labels}}} {floatToGoString(entry.sum)}")
+    lines.append(f"{_DURATION_NAME}_count{{{labels}}} {_number(cumulative)}")
+    lines.append(f"{_DURATION_NAME}_sum{{{labels}}} {floatToGoString(entry.sum)}")
     return lines
 
 

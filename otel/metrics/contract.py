@@ -75,3 +75,16 @@ MEMO_TOTAL = MetricSpec(
 )
 
 CONTRACT: tuple[MetricSpec, ...] = (REQUESTS, REQUEST_DURATION, ACTIVE_CONNECTIONS, MEMO_TOTAL)
+
+# prometheus_client's GC and process families, bridged on every export path
+# (otel/metrics/bridge.py); one series of each shows that they arrive.
+RUNTIME_SERIES = ("python_gc_objects_collected_total", "process_resident_memory_bytes")
+
+
+def scraped_series() -> tuple[str, ...]:
+    """One sample name per family that a scrape of the app must show: the contract's, then the
+    runtime's. A histogram shows as its `_bucket` series."""
+    names = [
+        spec.prometheus_name + ("_bucket" if spec.kind == "histogram" else "") for spec in CONTRACT
+    ]
+    return (*names, *RUNTIME_SERIES)

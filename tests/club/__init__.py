@@ -1,1 +1,1 @@
-"""Club code written the way the monitoring document shows, used unchanged by the tests."""
+"""Club code written the way the club writes it, used unchanged by the tests."""

@@ -1,4 +1,4 @@
-# The monitoring document's recipe for adding a metric (section 지표 추가하기), verbatim.
+# The club's recipe for adding a metric, verbatim.
 from prometheus_client import Counter, Histogram, Gauge
 
 # 지표 정의

@@ -8,6 +8,13 @@
 
 It runs its own event loop in a daemon thread, so tests stay synchronous. Black-holed data is
 held, not dropped: on `restore()` it flows again, as after a healed network partition.
+
+Tests wait on what it observes instead of sleeping:
+
+        proxy.wait_until(lambda p: p.held > 0, timeout, "an export held")
+
+`upstream_open` counts the open connections to the upstream server, `sent_upstream` every chunk
+read from a client (monotonic), `held` the chunks and connections a black hole is holding now.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -29,6 +36,10 @@ class FaultProxy:
         self.upstream = (upstream_host, upstream_port)
         self.port = port
         self.accepted = 0  # connections accepted, for tests that want to see reconnects
+        self.upstream_open = 0
+        self.sent_upstream = 0
+        self.held = 0
+        self._changed = threading.Condition()
         self._delay = 0.0
         self._flowing: asyncio.Event | None = None
         self._server: asyncio.Server | None = None
@@ -78,6 +89,14 @@ class FaultProxy:
     ) -> None:
         self.close()
 
+    def wait_until(
+        self, condition: Callable[[FaultProxy], bool], timeout: float, what: str
+    ) -> None:
+        """Block until `condition(self)` holds; fail with `what` after `timeout` seconds."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: condition(self), timeout=timeout):
+                raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
+
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
@@ -86,6 +105,22 @@ class FaultProxy:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
 
     # --- the loop's side --------------------------------------------------------------------------
+
+    def _count(self, name: str, change: int) -> None:
+        with self._changed:
+            setattr(self, name, getattr(self, name) + change)
+            self._changed.notify_all()
+
+    async def _unless_held(self) -> None:
+        """Return once data may flow; counted in `held` while a black hole holds it."""
+        assert self._flowing is not None
+        if self._flowing.is_set():
+            return
+        self._count("held", 1)
+        try:
+            await self._flowing.wait()
+        finally:
+            self._count("held", -1)
 
     async def _listen(self) -> None:
         if self._flowing is None:
@@ -131,9 +166,8 @@ class FaultProxy:
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.accepted += 1
         self._writers.add(client_w)
-        assert self._flowing is not None
         try:
-            await self._flowing.wait()
+            await self._unless_held()
             upstream_r, upstream_w = await asyncio.open_connection(*self.upstream)
         except OSError:
             self._drop(client_w)
@@ -142,12 +176,22 @@ class FaultProxy:
             self._drop(upstream_w)
             return
         self._writers.add(upstream_w)
-        await asyncio.gather(
-            self._pump(client_r, upstream_w, client_w), self._pump(upstream_r, client_w, upstream_w)
-        )
+        self._count("upstream_open", 1)
+        try:
+            await asyncio.gather(
+                self._pump(client_r, upstream_w, client_w, to_upstream=True),
+                self._pump(upstream_r, client_w, upstream_w, to_upstream=False),
+            )
+        finally:
+            self._count("upstream_open", -1)
 
     async def _pump(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: asyncio.StreamWriter
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: asyncio.StreamWriter,
+        *,
+        to_upstream: bool,
     ) -> None:
         """Copy reader -> writer; each chunk waits out the latency and any black hole."""
         flowing = self._flowing
@@ -161,7 +205,7 @@ class FaultProxy:
                     if not data:
                         return
                     await asyncio.sleep(max(0.0, due - time.monotonic()))
-                    await flowing.wait()
+                    await self._unless_held()
                     writer.write(data)
                     await writer.drain()
             finally:
@@ -173,6 +217,8 @@ class FaultProxy:
             while True:
                 await flowing.wait()
                 data = await reader.read(CHUNK)
+                if data and to_upstream:
+                    self._count("sent_upstream", 1)
                 await queue.put((time.monotonic() + self._delay, data))
                 if not data:
                     break

@@ -18,6 +18,15 @@ from tests.servers import fresh_postgres_database  # noqa: F401  (used by the fa
 REDIS_URL = os.environ.get("TEST_FAULTS_REDIS_URL", "redis://127.0.0.1:6379/12")
 # `make soak` sets SOAK=1: the same tests with longer outages and more requests.
 SOAK = os.environ.get("SOAK", "") not in ("", "0")
+# The one factor for bounds that depend on the machine's speed: the slack on top of a timeout
+# the service is configured with, and how long to wait for something to happen. Raise it on a
+# slow or busy machine (TEST_TIME_FACTOR=3); the configured timeouts themselves never scale.
+TIME_FACTOR = float(os.environ.get("TEST_TIME_FACTOR", "1"))
+
+
+def scaled(seconds: float) -> float:
+    """A machine-speed bound, times TEST_TIME_FACTOR."""
+    return seconds * TIME_FACTOR
 
 
 @contextmanager

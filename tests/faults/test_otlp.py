@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.faults.proxy import FaultProxy
-from tests.faults.support import SOAK, rss_kib, timed
+from tests.faults.support import SOAK, rss_kib, scaled, timed
 from tests.otlp_receiver import Received, attributes, grpc_receiver, http_receiver
 from tests.servers import Processes, start_service
 
@@ -128,7 +128,7 @@ def test_otlp_endpoint_down_or_black_holed_costs_requests_nothing(
         service.proxy.restore()
         restored = time.monotonic()
         # Cumulative counts: the first export after the outage carries every request made in it.
-        received.wait_for(lambda r: memos_counted(r) == service.sent, timeout=30)
+        received.wait_for(lambda r: memos_counted(r) == service.sent, timeout=scaled(30))
         print(f"{fault}: export resumed {time.monotonic() - restored:.2f}s after the restore")
 
     growth = peak_rss - start_rss
@@ -147,11 +147,12 @@ def test_sigterm_with_the_endpoint_black_holed_exits_within_the_export_timeout(
     kills the process.
     """
     service.proxy.blackhole()
-    time.sleep(0.5)  # an export is now hanging
+    # The next export (every 200 ms) is sent, and held: it hangs until its timeout.
+    service.proxy.wait_until(lambda p: p.held > 0, scaled(5), "an export held by the black hole")
     os.kill(service.process.pid, signal.SIGTERM)
     stopped = time.monotonic()
     try:
-        service.process.wait(timeout=EXPORT_TIMEOUT_MS / 1000 * 2 + 1.5)
+        service.process.wait(timeout=EXPORT_TIMEOUT_MS / 1000 * 2 + scaled(1.5))
     except subprocess.TimeoutExpired:
         pytest.fail(f"still running {time.monotonic() - stopped:.1f}s after SIGTERM")
     finally:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.faults.proxy import FaultProxy
-from tests.faults.support import SOAK, through, timed
+from tests.faults.support import SOAK, scaled, through, timed
 from tests.helpers import Scrape
 from tests.servers import Processes, start_service, wait_for
 
@@ -131,7 +131,7 @@ def test_database_away_is_503_json_and_the_service_recovers_by_itself(
     with httpx.Client(base_url=str(client.base_url), timeout=30) as writes:
         writer = Writer(writes, target)
         writer.start()
-        time.sleep(0.3)
+        wait_for(lambda: writer.acknowledged and writer.updates, scaled(10), "writes before")
         getattr(proxy, fault)()  # proxy.cut() or proxy.blackhole()
         outage_start = time.monotonic()
 
@@ -147,7 +147,7 @@ def test_database_away_is_503_json_and_the_service_recovers_by_itself(
         slowest = max(seconds for _, seconds in memo_answers)
         # A cut is refused at once; a partition costs the statement or connect timeout, twice
         # at most (the pool's ping of an old connection, then a new connection).
-        assert slowest < 2 * DB_TIMEOUT + 1.5, f"{fault}: slowest 503 took {slowest:.2f}s"
+        assert slowest < 2 * DB_TIMEOUT + scaled(1.5), f"{fault}: slowest 503 took {slowest:.2f}s"
         print(f"{fault}: slowest memo 503 in {slowest:.3f}s, /metrics in {metrics_seconds:.3f}s")
 
         assert health.status_code == 503
@@ -156,7 +156,7 @@ def test_database_away_is_503_json_and_the_service_recovers_by_itself(
             "services": {"database": "unhealthy", "redis": "not configured"},
         }
         assert metrics.status_code == 200
-        assert metrics_seconds < 3.0  # memo_total waits 2 s at most for the database
+        assert metrics_seconds < 2.0 + scaled(1.0)  # memo_total waits 2 s at most for it
         scraped = Scrape(client.get("/metrics").text)
         assert scraped.value(
             "fastapi_requests_total", method="GET", endpoint="/memos/", status_code="503"
@@ -166,7 +166,7 @@ def test_database_away_is_503_json_and_the_service_recovers_by_itself(
         time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage_start)))
         proxy.restore()
         restored = time.monotonic()
-        wait_for(lambda: client.get("/memos/").status_code == 200, 10, "memos answering again")
+        wait_for(lambda: client.get("/memos/").status_code == 200, scaled(10), "memos again")
         recovery = time.monotonic() - restored
         writer.stop()
         print(f"{fault}: recovered {recovery:.2f}s after the restore")
@@ -174,7 +174,7 @@ def test_database_away_is_503_json_and_the_service_recovers_by_itself(
     assert writer.unexpected == [], processes.log("postgres-faults")
     failed_updates = [token for token, status in writer.updates if status == 503]
     assert writer.failed or failed_updates, "the outage failed no write: it did not happen"
-    assert recovery < 2 * DB_TIMEOUT + 1.0
+    assert recovery < 2 * DB_TIMEOUT + scaled(1.0)
     assert client.get("/health").json()["status"] == "healthy"
 
     stored = rows(postgres_url)
@@ -222,4 +222,4 @@ def test_a_partition_right_after_a_response_drops_nothing_on_the_connection(
         assert_unavailable(response)  # answered: the database is away, and the connection is up
     finally:
         proxy.restore()
-    wait_for(lambda: client.get(f"/memos/{memo_id}").status_code == 200, 10, "memos again")
+    wait_for(lambda: client.get(f"/memos/{memo_id}").status_code == 200, scaled(10), "memos")

@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from tests.faults.proxy import FaultProxy
-from tests.faults.support import through
+from tests.faults.support import scaled, through
 from tests.otlp_receiver import Received, attributes, http_receiver
-from tests.servers import Processes, start_service
+from tests.servers import Processes, start_service, wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -93,7 +93,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_flushes_telemetry(
         loads = [Load(url) for _ in range(LOADERS)]
         for load in loads:
             load.start()
-        time.sleep(0.5)
+        wait_for(lambda: all(load.answered for load in loads), scaled(10), "load answered")
         proxy.latency(DB_LATENCY)
         slow: list[httpx.Response | BaseException] = []
 
@@ -104,8 +104,12 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_flushes_telemetry(
                 slow.append(error)
 
         in_flight = threading.Thread(target=slow_request)
+        queries_before = proxy.sent_upstream  # the load's route does not use the database
         in_flight.start()
-        time.sleep(DB_LATENCY)  # the request is waiting on the database now
+        # Its first query is on the way, DB_LATENCY late: the request is waiting on the database.
+        proxy.wait_until(
+            lambda p: p.sent_upstream > queries_before, scaled(10), "the slow request's query"
+        )
         os.kill(service.pid, signal.SIGTERM)
         stopped = time.monotonic()
         in_flight.join(timeout=30)
@@ -126,7 +130,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_flushes_telemetry(
         answered: Counter[int] = sum((load.answered for load in loads), Counter())
         assert set(answered) == {200}, answered  # load answered in full until the end: no 5xx
 
-        received.wait_for(lambda r: len(r.metrics) == 1, timeout=5)
+        received.wait_for(lambda r: len(r.metrics) == 1, timeout=scaled(5))
         counts = final_counts(received)
         assert counts[("GET", "/memos/", "200")] == 1
         assert counts[("POST", "/memos/", "201")] == 2

@@ -1,4 +1,4 @@
-"""`scripts/doctor.py` (`make doctor`) against the local stack of conftest.py: the real app,
+"""`scripts/doctor/` (`make doctor`) against the local stack of conftest.py: the real app,
 Prometheus, exporters and nginx, healthy and with parts stopped.
 
 Grafana cannot be installed here, so `GrafanaStandIn` (a test double, not Grafana) answers the
@@ -23,11 +23,15 @@ import httpx
 import pytest
 from stack_support import ROOT, Stack
 
-from scripts import doctor
+from scripts.doctor import cli
+from scripts.doctor.dashboard_checks import has_data
+from scripts.doctor.port_checks import SERVICES, check_port
+from scripts.doctor.rows import FAIL, OK, SKIP, Config, Row
+from scripts.doctor.service_checks import sample_names
+from scripts.doctor.sockets import Listener, Owner, PortTable
 from tests.conftest import require_server
 from tests.servers import free_port, wait_for
 
-DOCTOR = ROOT / "scripts" / "doctor.py"
 DATA_TIMEOUT = 75  # as test_stack_e2e: until every 15s-scraped panel query has data
 GRAFANA_LOGIN = ("doctor", "s3cret")
 
@@ -90,7 +94,8 @@ def grafana(stack: Stack) -> Iterator[str]:
 def run_doctor(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     login = dict(zip(("GRAFANA_ADMIN_USER", "GRAFANA_ADMIN_PASSWORD"), GRAFANA_LOGIN, strict=True))
     return subprocess.run(
-        [sys.executable, str(DOCTOR), *args],
+        [sys.executable, "-m", "scripts.doctor", *args],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=DATA_TIMEOUT + 30,
@@ -133,7 +138,7 @@ def test_healthy_stack_every_row_ok(healthy_stack: Stack, grafana: str) -> None:
     assert f"target fastapi {_instance(healthy_stack.app)}" in targets
     assert len(targets) == len(healthy_stack.ports.compose_targets())
     assert len([name for name in rows if name.startswith("dashboard ")]) == 5
-    assert len([name for name in rows if name.startswith("port ")]) == len(doctor.SERVICES)
+    assert len([name for name in rows if name.startswith("port ")]) == len(SERVICES)
     app_port = rows[f"port {healthy_stack.ports.app} (app)"]["detail"]
     assert "python -m uvicorn (pid" in app_port and "answers as the app" in app_port
     assert (
@@ -199,7 +204,7 @@ def test_grafana_unreachable_or_refusing_the_login(stack: Stack, grafana: str) -
 
 
 def test_compose_mode_reports_a_host_process_on_a_published_port() -> None:
-    """The seed's port conflict: the CI's own PostgreSQL holds 5432, which compose publishes."""
+    """A port conflict: the CI's own PostgreSQL holds 5432, which compose publishes."""
     require_server("127.0.0.1", 5432, "PostgreSQL")
     nowhere = [f"--{name}=http://127.0.0.1:{free_port()}" for name in ("app", "prometheus")]
     compose = rows_of(run_doctor(*nowhere, "--json"))["port 5432 (postgres)"]
@@ -230,30 +235,57 @@ def _fake_proc(root: Path) -> Path:
 
 
 def test_listeners_and_owners_from_proc(tmp_path: Path) -> None:
-    table = doctor.PortTable.read(_fake_proc(tmp_path))
+    table = PortTable.read(_fake_proc(tmp_path))
     assert table.listeners == [
-        doctor.Listener("127.0.0.1", 9090, 111),
-        doctor.Listener("::1", 80, 222),
+        Listener("127.0.0.1", 9090, 111),
+        Listener("::1", 80, 222),
     ]
-    assert table.owners == {111: doctor.Owner("prometheus", 42)}
+    assert table.owners == {111: Owner("prometheus", 42)}
     assert table.describe(table.holders(9090) or []) == "prometheus (pid 42) on 127.0.0.1"
     assert table.describe(table.holders(80) or []) == "owner unknown on ::1"
     assert table.holders(1234) == []
 
 
 def test_no_proc_degrades_to_connecting(tmp_path: Path) -> None:
-    table = doctor.PortTable.read(tmp_path / "missing")
+    table = PortTable.read(tmp_path / "missing")
     assert table.listeners is None
     with httpx.Client() as client:
-        row = doctor.check_port(doctor.SERVICES[0], free_port(), table, client, "compose")
+        row = check_port(SERVICES[0], free_port(), table, client, "compose")
     assert (row.status, row.detail) == ("OK", "free")
 
 
 def test_sample_names_and_has_data() -> None:
     text = '# HELP x\nmemo_total 3\nfastapi_requests_total{method="GET"} 1\n'
-    assert doctor.sample_names(text) == {"memo_total", "fastapi_requests_total"}
+    assert sample_names(text) == {"memo_total", "fastapi_requests_total"}
     vector = {"resultType": "vector", "result": [{"metric": {}, "value": [1, "NaN"]}]}
-    assert not doctor.has_data(vector)
+    assert not has_data(vector)
     vector["result"].append({"metric": {}, "value": [1, "0"]})
-    assert doctor.has_data(vector)
-    assert not doctor.has_data({"resultType": "vector", "result": []})
+    assert has_data(vector)
+    assert not has_data({"resultType": "vector", "result": []})
+
+
+def test_a_check_that_fails_skips_the_checks_that_need_it(tmp_path: Path) -> None:
+    def down(cfg: Config, client: httpx.Client) -> Row:
+        return Row("base", FAIL, "down")
+
+    def never(cfg: Config, client: httpx.Client) -> Row:
+        raise AssertionError("a check whose base failed ran")
+
+    def up(cfg: Config, client: httpx.Client) -> list[Row]:
+        return [Row("other", OK, "up"), Row("other 2", OK, "up")]
+
+    checks = (
+        cli.Check("base", down),
+        cli.Check("after base", never, needs="base"),
+        cli.Check("other", up),
+        cli.Check("after other", lambda cfg, client: Row("after other", OK, "ran"), needs="other"),
+    )
+    config = Config("", "", "", ("", ""), tmp_path, {})
+    rows = cli.run_checks(config, checks)
+    assert [(row.check, row.status) for row in rows] == [
+        ("base", FAIL),
+        ("after base", SKIP),
+        ("other", OK),
+        ("other 2", OK),
+        ("after other", OK),
+    ]

@@ -1,4 +1,4 @@
-"""Prometheus config, rules and rule tests: checked by promtool and read for the seed's contract."""
+"""Prometheus config, rules and rule tests: checked by promtool and read for the metric contract."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Operations: `make doctor` (doctor/), backups, the dashboards' queries, the config checks."""
