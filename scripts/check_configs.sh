@@ -12,13 +12,13 @@ promtool test rules prometheus/tests/*.yml
 
 # --- compose checks (docker-compose -f FILE config -q) go below this line ---
 
-# Each stack, then each export path's override on its base file; production needs its secrets
+# Each stack, then each override (export paths, VictoriaMetrics) on it; production needs its secrets
 # (dummies here).
 docker-compose -f docker-compose.yml config -q
 env POSTGRES_PASSWORD=check GRAFANA_ADMIN_USER=check GRAFANA_ADMIN_PASSWORD=check \
   ALERTMANAGER_PAGE_URL=https://page.example/hook \
   docker-compose -f docker-compose.prod.yml config -q
-for path in collector remote-write; do
+for path in collector remote-write victoriametrics; do
   docker-compose -f docker-compose.yml -f "docker-compose.$path.yml" config -q
   env POSTGRES_PASSWORD=check GRAFANA_ADMIN_USER=check GRAFANA_ADMIN_PASSWORD=check \
     ALERTMANAGER_PAGE_URL=https://page.example/hook \

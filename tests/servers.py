@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,14 +146,19 @@ def start_service(
     workers: int = 1,
     access_log: bool = False,
     app: str = "service.main:app",
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    argv_prefix: Sequence[str] = (),
 ) -> str:
-    """The memo service under uvicorn as a real process; its base URL once /health answers."""
-    port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1"]
+    """The memo service under uvicorn as a real process; its base URL once /health answers.
+
+    argv_prefix runs it elsewhere (for example `ip netns exec NAME`)."""
+    port = port or free_port()
+    argv = [*argv_prefix, sys.executable, "-m", "uvicorn", app, "--host", host]
     argv += ["--port", str(port), "--workers", str(workers)]
     argv += [] if access_log else ["--no-access-log"]
     processes.start(name, argv, cwd=ROOT, env={**os.environ, **env})
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
 
     def healthy() -> bool:
         processes.check_alive()

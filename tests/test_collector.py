@@ -159,6 +159,12 @@ STACKS: dict[str, tuple[tuple[Path, ...], dict[str, str]]] = {
     "prod": ((PROD,), DUMMY_SECRETS),
     **{name: ((v.base, v.override), v.secrets) for name, v in VARIANTS.items()},
 }
+# Overrides that change the metrics store, not the export path (direct path only).
+VICTORIAMETRICS = ROOT / "docker-compose.victoriametrics.yml"
+STORE_STACKS: dict[str, tuple[tuple[Path, ...], dict[str, str]]] = {
+    "dev-victoriametrics": ((DEV, VICTORIAMETRICS), {}),
+    "prod-victoriametrics": ((PROD, VICTORIAMETRICS), DUMMY_SECRETS),
+}
 
 
 def load(path: Path) -> Any:
@@ -186,7 +192,15 @@ def scrape_jobs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def targets(job: dict[str, Any]) -> list[str]:
-    return [target for static in job.get("static_configs", []) for target in static["targets"]]
+    """Static targets, and name:port of each DNS-discovered name (one target per address)."""
+    discovered = [
+        f"{name}:{discovery['port']}"
+        for discovery in job.get("dns_sd_configs", [])
+        for name in discovery["names"]
+    ]
+    return [
+        target for static in job.get("static_configs", []) for target in static["targets"]
+    ] + discovered
 
 
 def exporter_port() -> int:
@@ -413,7 +427,7 @@ def test_promtool_check_config(name: str) -> None:
 def resolved(empty_env_file: Path) -> dict[tuple[Path, ...], dict[str, Any]]:
     """`docker-compose config` of each combination of files, resolved once per module."""
     cache: dict[tuple[Path, ...], dict[str, Any]] = {}
-    for files, secrets in STACKS.values():
+    for files, secrets in [*STACKS.values(), *STORE_STACKS.values()]:
         result = run_compose(files, empty_env_file, secrets, "config")
         assert result.returncode == 0, result.stderr
         cache[files] = yaml.safe_load(result.stdout)
@@ -635,6 +649,7 @@ def test_env_example_documents_a_switch_for_every_stack_and_path() -> None:
     expected = {
         "COMPOSE_FILE=docker-compose.prod.yml",
         *(f"COMPOSE_FILE={v.base.name}:{v.override.name}" for v in VARIANTS.values()),
+        *(f"COMPOSE_FILE={':'.join(f.name for f in files)}" for files, _ in STORE_STACKS.values()),
     }
     assert set(switch_lines()) == expected
 

@@ -41,13 +41,14 @@ SECRETS = (
 DUMMY_SECRETS = {name: f"dummy-{name.lower().replace('_', '-')}" for name in SECRETS}
 
 # (host ip, host port, container port); "" is every interface. Services not listed publish nothing.
+# The app publishes nothing (it runs as replicas): http://localhost:8000 is nginx's development
+# server (nginx/dev.d), which proxies to every replica.
 DEV_PORTS = {
-    "fastapi": {("127.0.0.1", 8000, 8000)},
     "postgres": {("127.0.0.1", 5432, 5432)},
     "redis": {("127.0.0.1", 6381, 6379)},
     "prometheus": {("127.0.0.1", 9090, 9090)},
     "grafana": {("127.0.0.1", 3001, 3000)},
-    "nginx": {("127.0.0.1", 8080, 8080)},
+    "nginx": {("127.0.0.1", 8000, 8000), ("127.0.0.1", 8080, 8080)},
     "alertmanager": {("127.0.0.1", 9093, 9093)},
 }
 PROD_PORTS = {
@@ -387,6 +388,8 @@ def test_prometheus_targets_are_compose_services(stack: dict[str, Any]) -> None:
         for static in job.get("static_configs", []):
             for target in static["targets"]:
                 assert target.split(":")[0] in stack["services"], f"{job['job_name']}: {target}"
+        for discovery in job.get("dns_sd_configs", []):
+            assert set(discovery["names"]) <= stack["services"].keys(), job["job_name"]
 
 
 @pytest.mark.parametrize("name", ["prometheus.yml", *(f"prometheus.{p}.yml" for p in EXPORT_PATHS)])
@@ -526,7 +529,9 @@ def test_prod_alertmanager_refuses_a_receiver_that_is_not_a_url(
 def test_nginx_ports_agree_with_compose(stack: dict[str, Any]) -> None:
     public, internal = nginx_listen_ports()
     services = stack["services"]
-    assert {target for _, _, target in ports(services["nginx"])} == {public}
+    development = DEV_NGINX_DIR in mounts(services["nginx"])
+    expected = {public, *([dev_listen_port()] if development else [])}
+    assert {target for _, _, target in ports(services["nginx"])} == expected
     assert f"http://nginx:{internal}/stub_status" in services["nginx-exporter"]["command"][0]
     assert f"http://127.0.0.1:{internal}/stub_status" in healthcheck_command(services["nginx"])
 
@@ -652,6 +657,32 @@ def test_dockerignore_sends_only_the_package_sources() -> None:
 
 
 # --- the app's healthcheck, and nginx run for real with the repository's config ---
+
+
+DEV_NGINX_DIR = "/etc/nginx/dev.d"
+
+
+def dev_listen_port() -> int:
+    """The port of nginx/dev.d's server, which stands in for the app's own port in development."""
+    [port] = re.findall(
+        r"^\s*listen (\d+);", (ROOT / "nginx" / "dev.d" / "app.conf").read_text(), re.M
+    )
+    return int(port)
+
+
+def test_only_development_mounts_the_development_server(
+    dev: dict[str, Any], prod: dict[str, Any]
+) -> None:
+    assert mounts(dev["services"]["nginx"])[DEV_NGINX_DIR] == (str(ROOT / "nginx" / "dev.d"), True)
+    assert DEV_NGINX_DIR not in mounts(prod["services"]["nginx"])
+    assert f"include {DEV_NGINX_DIR}/*.conf;" in (ROOT / "nginx" / "nginx.conf").read_text()
+
+
+def test_app_can_be_scaled(stack: dict[str, Any]) -> None:
+    """`--scale fastapi=N` needs no fixed container name and no published host port."""
+    app = stack["services"]["fastapi"]
+    assert "container_name" not in app
+    assert ports(app) == set()
 
 
 def nginx_listen_ports() -> tuple[int, int]:

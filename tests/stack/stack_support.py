@@ -159,7 +159,11 @@ class Command:
 
 
 def local_prometheus_config(addresses: dict[str, str], alertmanager: str = "") -> dict[str, Any]:
-    """The project's prometheus.yml with its targets mapped to local addresses, nothing else."""
+    """The project's prometheus.yml with its targets mapped to local addresses, nothing else.
+
+    A DNS-discovered job (the app's replicas) becomes a static one here, name:port mapped like
+    the others: this stack runs one app. tests/stack/test_replicas.py runs the discovery itself.
+    """
     config = yaml.safe_load(PROMETHEUS_YML.read_text())
     config["rule_files"] = [str(PROMETHEUS_DIR / path) for path in config["rule_files"]]
     for manager in config["alerting"]["alertmanagers"]:
@@ -167,6 +171,9 @@ def local_prometheus_config(addresses: dict[str, str], alertmanager: str = "") -
             assert static["targets"] == ["alertmanager:9093"], static
             static["targets"] = [alertmanager] if alertmanager else []
     for job in config["scrape_configs"]:
+        for discovery in job.pop("dns_sd_configs", []):
+            names = [f"{name}:{discovery['port']}" for name in discovery["names"]]
+            job.setdefault("static_configs", []).append({"targets": names})
         for static in job["static_configs"]:
             unknown = set(static["targets"]) - addresses.keys()
             assert not unknown, f"prometheus.yml scrapes {unknown}, which this test does not start"

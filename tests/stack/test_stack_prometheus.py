@@ -65,10 +65,14 @@ def test_scrape_intervals_and_targets() -> None:
     assert config["global"]["evaluation_interval"] == "15s"
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     targets = {
-        name: [t for static in job["static_configs"] for t in static["targets"]]
+        name: [t for static in job.get("static_configs", []) for t in static["targets"]]
+        + [f"{n}:{d['port']}" for d in job.get("dns_sd_configs", []) for n in d["names"]]
         for name, job in jobs.items()
     }
     assert targets == EXPECTED_TARGETS
+    # The app's replicas: one target per address of the service name.
+    [discovery] = jobs["fastapi"]["dns_sd_configs"]
+    assert (discovery["type"], discovery["names"]) == ("A", ["fastapi"])
     assert jobs["fastapi"]["scrape_interval"] == "5s"
     assert jobs["fastapi"]["metrics_path"] == "/metrics"
     for rule_file in config["rule_files"]:
