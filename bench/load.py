@@ -42,7 +42,9 @@ def wrk_command(
     script: Path | None = None,
     script_args: Sequence[str] = (),
 ) -> list[str]:
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency"]
+    # wrk's default 2 s timeout counts a slow answer as a socket error: SQLite's writes (fsync on
+    # a shared disk) sometimes take longer under load, while the server still answers them.
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--timeout", "10s", "--latency"]
     if script is not None:
         argv += ["-s", str(script)]
     argv.append(url)
