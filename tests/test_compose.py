@@ -193,6 +193,13 @@ def mounts(service: dict[str, Any]) -> dict[str, tuple[str, bool]]:
     return found
 
 
+def mapped_paths(argument: str, container_paths: dict[str, str]) -> str:
+    """`argument` with each container path replaced by its path here, in one pass: a path
+    already replaced is not replaced again (the checkout itself may live under /tmp)."""
+    pattern = "|".join(re.escape(path) for path in sorted(container_paths, key=len, reverse=True))
+    return re.sub(pattern, lambda found: container_paths[found.group(0)], argument)
+
+
 def prometheus_flags(service: dict[str, Any], workdir: Path) -> dict[str, str]:
     """The flags Prometheus reports (/api/v1/status/flags) when started as the compose service.
 
@@ -211,10 +218,7 @@ def prometheus_flags(service: dict[str, Any], workdir: Path) -> dict[str, str]:
 
     def on_this_machine(argument: str) -> str:
         # `docker-compose config` writes a literal $ as $$, as the file does.
-        argument = argument.replace("$$", "$")
-        for container_path, path in container_paths.items():
-            argument = argument.replace(container_path, path)
-        return argument
+        return mapped_paths(argument.replace("$$", "$"), container_paths)
 
     argv = [on_this_machine(part) for part in [*service["entrypoint"], *service["command"]]]
     assert argv[:2] == ["/bin/sh", "-c"], argv
@@ -444,9 +448,7 @@ def start_alertmanager(service: dict[str, Any], workdir: Path) -> subprocess.Pop
     }
 
     def on_this_machine(argument: str) -> str:
-        for container_path, path in container_paths.items():
-            argument = argument.replace(container_path, path)
-        return argument
+        return mapped_paths(argument, container_paths)
 
     argv = [on_this_machine(part) for part in [*service["entrypoint"], *service["command"]]]
     assert argv[0] == "/bin/sh", argv
