@@ -6,6 +6,7 @@ anchors merged), so they see what compose would run, not just what the file says
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -751,6 +752,16 @@ def free_port() -> int:
         return port
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: each socket stays bound until all are chosen, or the kernel
+    may hand out one port twice (nginx then serves both server blocks on it)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
 def rewrite(text: str, replacements: dict[str, str]) -> str:
     for old, new in replacements.items():
         assert old in text, f"{old!r} is gone from the nginx config: update this test"
@@ -787,7 +798,7 @@ def nginx() -> Iterator[Nginx]:
     app = FakeApp()
     app_port = app.start()
     public, internal = nginx_listen_ports()
-    addresses = {public: free_port(), internal: free_port()}
+    addresses = dict(zip((public, internal), free_ports(2), strict=True))
     workdir = Path(tempfile.mkdtemp(prefix="nginx-test-"))
     (workdir / "conf.d").mkdir()
     main = (ROOT / "nginx" / "nginx.conf").read_text()

@@ -198,7 +198,9 @@ def test_the_shards_split_the_targets(filled: Stores) -> None:
     for vmagent in filled.vmagents:
         body = httpx.get(f"{vmagent}/api/v1/targets", timeout=10).json()
         shares.append({t["labels"]["instance"] for t in body["data"]["activeTargets"]})
-    assert all(shares), shares  # each shard scrapes some
+    # Which shard scrapes a target is a hash of its labels: with a few targets on random ports
+    # one shard may get them all, so the test asks only that each is scraped exactly once.
+    assert len(shares) == 2, shares
     assert sum(len(share) for share in shares) == len(filled.targets)  # none twice
     assert sorted(set().union(*shares)) == filled.targets  # every target once
 
