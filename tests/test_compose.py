@@ -232,16 +232,24 @@ def prometheus_flags(service: dict[str, Any], workdir: Path) -> dict[str, str]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    answer = first_answer(
+        process, f"http://{address}/api/v1/status/flags", workdir / "prometheus.log"
+    )
+    flags: dict[str, str] = answer["data"]
+    return flags
+
+
+def first_answer(process: subprocess.Popen[bytes], url: str, log: Path) -> Any:
+    """The JSON `url` answers once the process listens; the process is stopped afterwards."""
     try:
         deadline = time.monotonic() + 30
         while True:
-            assert process.poll() is None, (workdir / "prometheus.log").read_text()
+            assert process.poll() is None, log.read_text()
             try:
-                with urllib.request.urlopen(f"http://{address}/api/v1/status/flags") as answer:
-                    flags: dict[str, str] = json.load(answer)["data"]
-                    return flags
+                with urllib.request.urlopen(url) as answer:
+                    return json.load(answer)
             except OSError:
-                assert time.monotonic() < deadline, "prometheus did not start listening"
+                assert time.monotonic() < deadline, f"{url} did not answer"
                 time.sleep(0.1)
     finally:
         process.terminate()
@@ -471,20 +479,9 @@ def alertmanager_config(service: dict[str, Any], workdir: Path) -> dict[str, Any
     """The config Alertmanager reports running (/api/v2/status) when started as compose would."""
     process = start_alertmanager(service, workdir)
     address = process.args[-1].split("=", 1)[1]  # type: ignore[index]
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (workdir / "alertmanager.log").read_text()
-            try:
-                with urllib.request.urlopen(f"http://{address}/api/v2/status") as answer:
-                    config: dict[str, Any] = yaml.safe_load(json.load(answer)["config"]["original"])
-                    return config
-            except OSError:
-                assert time.monotonic() < deadline, "alertmanager did not start listening"
-                time.sleep(0.1)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    answer = first_answer(process, f"http://{address}/api/v2/status", workdir / "alertmanager.log")
+    config: dict[str, Any] = yaml.safe_load(answer["config"]["original"])
+    return config
 
 
 def receivers_of(config: dict[str, Any]) -> tuple[list[str], dict[str, list[str]]]:
