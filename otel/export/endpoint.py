@@ -72,7 +72,7 @@ class MetricsEndpoint:
 
     def snapshot(self) -> Snapshot:
         """This worker's state, for its peers (see otel/export/workers.py)."""
-        return snapshot_of(self._aggregator.entries(), self._families(), self._gauge_modes)
+        return snapshot_of(self._aggregator.live_entries(), self._families(), self._gauge_modes)
 
     def _families(self) -> list[MetricFamily]:
         sdk = list(self._registry.collect())

@@ -84,6 +84,10 @@ class RequestAggregator:
             for e in list(self._entries.values())
         ]
 
+    def live_entries(self) -> list[Entry]:
+        """The entries themselves, still recorded into: copy each field before reading it."""
+        return list(self._entries.values())
+
     def _new_entry(self, method: str, endpoint: str) -> Entry:
         key = (method, endpoint)
         if len(self._entries) >= self._max_entries:
