@@ -17,7 +17,6 @@ from dataclasses import replace
 from typing import Any, NoReturn
 
 from bench import (
-    chart,
     machine,
     memory,
     readme,
@@ -156,6 +155,8 @@ def write(results: Results, settings: Settings) -> None:
     out.json.write_text(json.dumps(results, indent=1) + "\n")
     out.markdown.write_text(report.render(results, out.chart.name, str(out.json.relative_to(ROOT))))
     if results.get("throughput"):
+        from bench import chart  # matplotlib: the bench extra only, not the tests' install
+
         chart.draw(results, out.chart)
     if out == FULL_OUTPUTS:
         readme.update(performance=out.markdown)  # the README's summary, from what was published
