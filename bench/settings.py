@@ -30,6 +30,14 @@ SMOKE_OUTPUTS = Outputs(
     chart=RESULTS_DIR / "smoke.png",
 )
 
+# A run with fewer variants, parts or seconds than the full preset is kept for reading: publishing
+# it would replace the full run's tables with a few rows.
+PARTIAL_OUTPUTS = Outputs(
+    json=RESULTS_DIR / "partial.json",
+    markdown=RESULTS_DIR / "partial.md",
+    chart=RESULTS_DIR / "partial.png",
+)
+
 # A run with a failed variant or failed requests is kept for reading, never published.
 REJECTED_OUTPUTS = Outputs(
     json=RESULTS_DIR / "rejected.json",
@@ -96,5 +104,8 @@ def preset(smoke: bool) -> Settings:
 
 
 def override(settings: Settings, **changes: Any) -> Settings:
-    """The preset with every change that is not None applied."""
-    return replace(settings, **{k: v for k, v in changes.items() if v is not None})
+    """The preset with every change that is not None applied; a changed full preset is partial."""
+    changed = replace(settings, **{k: v for k, v in changes.items() if v is not None})
+    if changed != settings and changed.outputs == FULL_OUTPUTS:
+        return replace(changed, outputs=PARTIAL_OUTPUTS)
+    return changed

@@ -224,6 +224,17 @@ VARIANTS: tuple[Variant, ...] = (
         check=redis_missing,
     ),
     Variant(
+        "memo-redis",
+        "diagnostic: memo service with Redis, metrics only",
+        MEMO_MODULE,
+        probe="fastapi_requests_total{",
+        env={**_MEMO, **_MEMO_REDIS},
+        routes=MEMO_ROUTES,
+        baseline="memo-redis-off",
+        check=redis_missing,
+        default=False,
+    ),
+    Variant(
         "ours-promclient",
         "diagnostic: our middleware, prometheus_client recorder",
         "bench.apps.ours_promclient",

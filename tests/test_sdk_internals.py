@@ -13,6 +13,12 @@ from opentelemetry.exporter.otlp.proto.grpc.exporter import OTLPExporterMixin
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.prometheus_remote_write import PrometheusRemoteWriteMetricsExporter
 from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    Decision,
+    ParentBasedTraceIdRatio,
+    StaticSampler,
+)
 
 from otel.traces.span_exporters import OTLPGrpcSpanExporter, OTLPHttpSpanExporter
 
@@ -44,3 +50,11 @@ def test_remote_write_translates_through_translate_data() -> None:
 
 def test_a_metric_reader_receives_through_receive_metrics() -> None:
     assert "_receive_metrics" in MetricReader.__abstractmethods__
+
+
+def test_the_sampler_state_root_decision_and_child_spans_read() -> None:
+    sampler = ParentBasedTraceIdRatio(0.25)
+    assert sampler._root.bound == sampler._root.get_bound_for_rate(0.25)
+    assert sampler._local_parent_not_sampled is ALWAYS_OFF
+    assert sampler._remote_parent_not_sampled is ALWAYS_OFF
+    assert StaticSampler(Decision.DROP)._decision is Decision.DROP

@@ -20,7 +20,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 
 from otel.metrics.aggregator import RequestAggregator
 from otel.middleware import TelemetryMiddleware
@@ -41,6 +41,18 @@ class Starts(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         self.names.append(span.name)
         span.set_attribute("added.on_start", True)
+
+
+class SdkServerSpans:
+    """The SDK's own Tracer behind the middleware's span starter: the oracle."""
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self.tracer = tracer
+
+    def start_server_span(
+        self, name: str, context: Context, attributes: Callable[[], dict[str, Any]]
+    ) -> trace.Span:
+        return self.tracer.start_span(name, context, SpanKind.SERVER, attributes())
 
 
 def build_app() -> FastAPI:
@@ -81,7 +93,11 @@ def exported(server_tracer: bool, requests: Callable[[TestClient], None]) -> lis
     tracing = build_tracing((), (starts, SimpleSpanProcessor(memory)), resource, {}, "otel.fastapi")
     assert tracing is not None
     app = build_app()
-    tracer = tracing.server_tracer if server_tracer else tracing.provider.get_tracer("otel.fastapi")
+    tracer = (
+        tracing.server_tracer
+        if server_tracer
+        else SdkServerSpans(tracing.provider.get_tracer("otel.fastapi"))
+    )
     app.add_middleware(
         TelemetryMiddleware, recorder=RequestAggregator(), routes=RouteTemplates(app), tracer=tracer
     )

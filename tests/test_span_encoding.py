@@ -233,6 +233,19 @@ def test_a_batch_of_many_spans_from_one_provider() -> None:
     assert len(ExportTraceServiceRequest.FromString(encode_spans(spans)).resource_spans) == 1
 
 
+def test_pausing_between_chunks_changes_nothing_in_the_bytes() -> None:
+    def many(provider: TracerProvider) -> None:
+        for _ in range(50):
+            server_span(provider)
+            several_scopes(provider)
+
+    spans = finished(many)
+    pauses: list[int] = []
+    paused = encode_spans(spans, pause=lambda: pauses.append(1), every=16)
+    assert paused == encode_spans(spans)
+    assert len(pauses) == len(spans) // 16 > 1
+
+
 def test_an_int_beyond_int64_is_dropped_as_the_exporters_drop_it() -> None:
     def huge(provider: TracerProvider) -> None:
         provider.get_tracer("t").start_span("huge", attributes={"big": 2**64, "ok": 1}).end()

@@ -34,6 +34,8 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from otel.traces.sampling import root_decision
+
 log = logging.getLogger(__name__)
 
 _UNSET = Status(StatusCode.UNSET)
@@ -64,6 +66,7 @@ class ServerTracer:
         self.processor = processor
         self.limits = limits
         self.scope = scope
+        self._root_decision = root_decision(sampler)
         if hasattr(os, "register_at_fork"):
             # Registered after the provider's own handler, so it runs after it in the child.
             weak = weakref.WeakMethod(self._reread_resource)
@@ -77,6 +80,31 @@ class ServerTracer:
 
     def _reread_resource(self) -> None:
         self.resource = self._resource_of()
+
+    def start_server_span(
+        self, name: str, context: Context, attributes: Callable[[], Mapping[str, Any]]
+    ) -> trace.Span:
+        """`start_span` for a request: `attributes()` is called only if the span will record.
+
+        A new trace under one of the SDK's samplers is decided here by its id (see
+        `otel.traces.sampling`); a dropped request then costs two ids and a `SpanContext`.
+        """
+        decide = self._root_decision
+        if decide is None or trace.get_current_span(context).get_span_context().is_valid:
+            return self.start_span(name, context, SpanKind.SERVER, attributes())
+        trace_id = self.id_generator.generate_trace_id()
+        sampled = decide(trace_id)
+        flags = TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT
+        if self.id_generator.is_trace_id_random():
+            flags |= TraceFlags.RANDOM_TRACE_ID
+        span_context = SpanContext(
+            trace_id, self.id_generator.generate_span_id(), False, TraceFlags(flags)
+        )
+        if not sampled:
+            return trace.NonRecordingSpan(span_context)
+        span = ServerSpan(self, name, span_context, None, SpanKind.SERVER, attributes())
+        self.processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
+        return span
 
     def start_span(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -46,11 +46,19 @@ _TIMES = struct.Struct("<1sQ1sQ").pack  # start and end, fixed64
 _LOW64 = 0xFFFF_FFFF_FFFF_FFFF
 
 
-def encode_spans(spans: Iterable[ReadableSpan]) -> bytes:
-    """The serialized ExportTraceServiceRequest for `spans`, grouped by resource and scope."""
+def encode_spans(
+    spans: Iterable[ReadableSpan], pause: Callable[[], None] | None = None, every: int = 64
+) -> bytes:
+    """The serialized ExportTraceServiceRequest for `spans`, grouped by resource and scope.
+
+    `pause`, if given, is called after every `every` spans: the exporter thread uses it to let
+    the requests' thread run (see `otel.traces.span_exporters`).
+    """
     groups: dict[int, tuple[Resource, dict[int, tuple[InstrumentationScope | None, list[bytes]]]]]
     groups = {}
-    for span in spans:
+    for index, span in enumerate(spans, 1):
+        if pause is not None and index % every == 0:
+            pause()
         resource = span.resource
         scopes = groups.get(id(resource))
         if scopes is None:
