@@ -102,9 +102,15 @@ restore:
 	$(PYTHON) scripts/restore.py $(ARCHIVE) $(RESTORE_ARGS)
 
 # --- Faults and bad input (README, "Faults and bad input") ---
-.PHONY: soak
+.PHONY: soak test-faults-loaded
 
 ## The fault and bad-input tests at length (about 10 min): 60 s outages, OTLP over gRPC too,
 ## 1000 generated cases per API operation and mode, a 200,000-request cardinality flood.
 soak: install
 	SOAK=1 $(BIN)/python -m pytest tests/faults tests/test_bad_input.py -ra -s
+
+## The fault tests RUNS times (default 10) with one CPU burner per core; each failing run's output
+## is kept (scripts/cpu_burn.py). Each run takes a couple of minutes.
+RUNS ?= 10
+test-faults-loaded: install
+	$(BIN)/python scripts/cpu_burn.py --runs $(RUNS)

@@ -53,26 +53,29 @@ class Service:
     port: int
     label: str
     probe: Probe
-    published: bool = True  # docker-compose.yml publishes the port on the host
+    published_by: str = ""  # the docker-compose.yml service that publishes `port` on the host
 
 
 SERVICES = (
-    Service("app", 8000, "the app", http_probe("/health", '"services"')),
-    Service("prometheus", 9090, "Prometheus", http_probe("/-/healthy", "Prometheus")),
-    Service("grafana", 3001, "Grafana", http_probe("/api/health", '"database"')),
-    Service("alertmanager", 9093, "Alertmanager", http_probe("/api/v2/status", '"versionInfo"')),
-    Service("postgres", 5432, "PostgreSQL", postgres_probe),
-    Service("redis", 6381, "Redis", redis_probe),
-    Service("nginx", 8080, "nginx", http_probe("/", "nginx", header="server")),
-    Service("postgres-exporter", 9187, "postgres-exporter", http_probe("/metrics", "pg_up"), False),
-    Service("redis-exporter", 9121, "redis-exporter", http_probe("/metrics", "redis_up"), False),
-    Service("nginx-exporter", 9113, "nginx-exporter", http_probe("/metrics", "nginx_up"), False),
+    # The app publishes no port (it runs as replicas): nginx's development server publishes 8000.
+    Service("app", 8000, "the app", http_probe("/health", '"services"'), "nginx"),
+    Service("prometheus", 9090, "Prometheus", http_probe("/-/healthy", "Prometheus"), "prometheus"),
+    Service("grafana", 3001, "Grafana", http_probe("/api/health", '"database"'), "grafana"),
     Service(
-        "node-exporter",
-        9100,
-        "node-exporter",
-        http_probe("/metrics", "node_exporter_build_info"),
-        False,
+        "alertmanager",
+        9093,
+        "Alertmanager",
+        http_probe("/api/v2/status", '"versionInfo"'),
+        "alertmanager",
+    ),
+    Service("postgres", 5432, "PostgreSQL", postgres_probe, "postgres"),
+    Service("redis", 6381, "Redis", redis_probe, "redis"),
+    Service("nginx", 8080, "nginx", http_probe("/", "nginx", header="server"), "nginx"),
+    Service("postgres-exporter", 9187, "postgres-exporter", http_probe("/metrics", "pg_up")),
+    Service("redis-exporter", 9121, "redis-exporter", http_probe("/metrics", "redis_up")),
+    Service("nginx-exporter", 9113, "nginx-exporter", http_probe("/metrics", "nginx_up")),
+    Service(
+        "node-exporter", 9100, "node-exporter", http_probe("/metrics", "node_exporter_build_info")
     ),
 )
 
@@ -101,10 +104,12 @@ def _answers(service: Service, host: str, port: int, client: httpx.Client) -> bo
 
 
 def _conflict(check: str, detail: str, service: Service, port: int) -> Row:
-    hint = (
-        f"port conflict: see who holds it with `sudo ss -tlnp | grep :{port}`; stop that "
-        f"process or change the host port of `{service.name}` in docker-compose.yml"
-    )
+    hint = f"port conflict: see who holds it with `sudo ss -tlnp | grep :{port}`; stop that process"
+    if service.published_by:
+        hint += (
+            f" or change the host port {service.port} that `{service.published_by}` publishes"
+            " in docker-compose.yml"
+        )
     return Row(check, FAIL, detail, hint)
 
 
@@ -121,7 +126,7 @@ def check_port(
         return Row(check, OK, "free")
     who = table.describe(held)
     answers = _answers(service, _probe_host(held), port, client)
-    if stack == "compose" and not service.published:
+    if stack == "compose" and not service.published_by:
         what = f"answers as {service.label}" if answers else f"not {service.label}"
         return Row(check, OK, f"{who}; {what}; compose does not publish {port}")
     if stack == "compose" and table.host_process(held):

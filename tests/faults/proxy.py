@@ -20,7 +20,7 @@ read from a client (monotonic), `held` the chunks and connections a black hole i
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -42,7 +42,8 @@ class FaultProxy:
         self._changed = threading.Condition()
         self._delay = 0.0
         self._flowing: asyncio.Event | None = None
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
+        self._connections: set[asyncio.Task[None]] = set()  # the loop keeps tasks weakly
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -126,26 +127,43 @@ class FaultProxy:
         if self._flowing is None:
             self._flowing = asyncio.Event()
             self._flowing.set()
-        self._server = await asyncio.start_server(
-            self._accept, "127.0.0.1", self.port, reuse_address=True
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        # Our own listening socket, not asyncio.Server: Python 3.11's Server leaks a connection
+        # it accepted but had not yet wrapped when it is closed (`_attach` fails), and a cut
+        # closes it at any moment.
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener.setblocking(False)
+        self.port = self._listener.getsockname()[1]
+        self._loop.add_reader(self._listener, self._accept, self._listener)
+
+    def _accept(self, listener: socket.socket) -> None:
+        """A connection is waiting: accept it at once and serve it in a task of its own."""
+        try:
+            connection, _ = listener.accept()
+        except OSError:  # gone again before it was accepted
+            return
+        self.accepted += 1
+        task = self._loop.create_task(self._serve(connection))
+        self._connections.add(task)
+        task.add_done_callback(self._connections.discard)
 
     async def _cut(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        if self._listener is not None:
+            self._loop.remove_reader(self._listener)
+            self._listener.close()
+            self._listener = None
         for writer in list(self._writers):
             writer.transport.abort()  # a reset, as when the server's host goes away
         self._writers.clear()
 
     async def _shutdown(self) -> None:
+        """Close every connection and let every task end by itself: cancelled before it first
+        ran, a task would leave the connection it was given open. After the cut, every task
+        ends within one latency."""
         await self._cut()
-        tasks = asyncio.all_tasks() - {asyncio.current_task()}
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._set_flowing(True)  # nothing is held any more: held tasks see the cut
+        current = asyncio.current_task()
+        while tasks := asyncio.all_tasks() - {current}:  # a task may start another: wait again
+            await asyncio.wait(tasks)
 
     async def _set_flowing(self, flowing: bool) -> None:
         assert self._flowing is not None
@@ -156,15 +174,18 @@ class FaultProxy:
 
     async def _restore(self) -> None:
         await self._set_flowing(True)
-        if self._server is None:
+        if self._listener is None:
             await self._listen()
 
-    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(asyncio.CancelledError):  # cancelled: the proxy is closing
-            await self._serve(client_r, client_w)
-
-    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        self.accepted += 1
+    async def _serve(self, connection: socket.socket) -> None:
+        try:
+            client_r, client_w = await asyncio.open_connection(sock=connection)
+        except OSError:
+            connection.close()
+            return
+        if self._listener is None:  # cut since it was accepted
+            self._drop(client_w)
+            return
         self._writers.add(client_w)
         try:
             await self._unless_held()

@@ -1,8 +1,10 @@
 """SIGTERM under load: requests in flight finish, and the final push export carries them all.
 
 The service exports over OTLP once a minute, so within the test only the export made at shutdown
-can reach the receiver. A slow request is made slow for real: PostgreSQL sits behind a FaultProxy
-that delays every packet.
+can reach the receiver. A request is kept in flight for real: PostgreSQL sits behind a FaultProxy
+whose black hole holds the request's first query until the service has stopped taking requests.
+The database flows again before the final export, whose memo_total is a query with its own 2 s
+bound: a database kept slow through the shutdown would make that bound the machine's speed.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from tests.servers import Processes, start_service, wait_for
 pytestmark = pytest.mark.postgres
 
 LOADERS = 3
-DB_LATENCY = 0.1  # seconds each way: a GET /memos/ takes several round trips
+# The held query must not time out: DB_TIMEOUT_SECONDS well above how long the test holds it.
+DB_TIMEOUT = 30
 
 
 class Load(threading.Thread):
@@ -78,6 +81,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_flushes_telemetry(
     with http_receiver() as (endpoint, received):
         env = {
             "DATABASE_URL": through(proxy, postgres_url, "127.0.0.1:5432"),
+            "DB_TIMEOUT_SECONDS": str(DB_TIMEOUT),
             "OTEL_METRICS_EXPORTER": "otlp",
             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
             "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
@@ -94,31 +98,32 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_flushes_telemetry(
         for load in loads:
             load.start()
         wait_for(lambda: all(load.answered for load in loads), scaled(10), "load answered")
-        proxy.latency(DB_LATENCY)
+        proxy.blackhole()  # the load's route does not use the database
         slow: list[httpx.Response | BaseException] = []
 
         def slow_request() -> None:
             try:
-                slow.append(httpx.get(f"{url}/memos/", timeout=30))
+                slow.append(httpx.get(f"{url}/memos/", timeout=DB_TIMEOUT))
             except BaseException as error:
                 slow.append(error)
 
         in_flight = threading.Thread(target=slow_request)
-        queries_before = proxy.sent_upstream  # the load's route does not use the database
         in_flight.start()
-        # Its first query is on the way, DB_LATENCY late: the request is waiting on the database.
-        proxy.wait_until(
-            lambda p: p.sent_upstream > queries_before, scaled(10), "the slow request's query"
-        )
+        proxy.wait_until(lambda p: p.held > 0, scaled(10), "the slow request's query held")
         os.kill(service.pid, signal.SIGTERM)
-        stopped = time.monotonic()
-        in_flight.join(timeout=30)
+        # The service stops listening: each load thread is refused, and ends.
         for load in loads:
-            load.join(timeout=30)
-        service.wait(timeout=30)
+            load.join(timeout=scaled(30))
+            assert not load.is_alive(), "the service still answers after SIGTERM"
+        assert slow == [] and proxy.held > 0  # the request is still in flight, held
+        proxy.restore()
+        restored = time.monotonic()
+        in_flight.join(timeout=DB_TIMEOUT)
+        service.wait(timeout=scaled(30))
+        answered_in_all = sum(sum(load.answered.values()) for load in loads)
         print(
-            f"slow request answered {time.monotonic() - stopped:.2f}s after SIGTERM; "
-            f"{sum(sum(load.answered.values()) for load in loads)} load requests answered"
+            f"in-flight request answered {time.monotonic() - restored:.2f}s after the database"
+            f" returned; {answered_in_all} load requests answered"
         )
 
         [answer] = slow

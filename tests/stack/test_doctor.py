@@ -18,9 +18,11 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import yaml
 from stack_support import ROOT, Stack
 
 from scripts.doctor import cli
@@ -274,6 +276,34 @@ def test_no_proc_degrades_to_connecting(tmp_path: Path) -> None:
     with httpx.Client() as client:
         row = check_port(SERVICES[0], free_port(), table, client, "compose")
     assert (row.status, row.detail) == ("OK", "free")
+
+
+def compose_publishers() -> dict[int, str]:
+    """Host port -> the docker-compose.yml service that publishes it ("ip:host:container")."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    found = {}
+    for name, service in compose["services"].items():
+        for mapping in service.get("ports", []):
+            found[int(str(mapping).split(":")[-2])] = name
+    return found
+
+
+def test_a_port_conflict_names_the_compose_service_that_publishes_the_port(tmp_path: Path) -> None:
+    """The app publishes no port: nginx publishes the app's host port, so the hint names nginx."""
+    publishers = compose_publishers()
+    app_port = urlsplit(cli.DEFAULT_URLS["app"]).port
+    assert app_port in publishers
+    assert "fastapi" not in publishers.values()
+    for service in SERVICES:
+        assert publishers.get(service.port, "") == service.published_by, service.name
+
+    app = next(service for service in SERVICES if service.name == "app")
+    table = PortTable([Listener("127.0.0.1", app_port, 7)], {7: Owner("python3", 42)})
+    with httpx.Client() as client:
+        row = check_port(app, app_port, table, client, "compose")
+    assert row.status == FAIL
+    assert f"grep :{app_port}" in row.hint
+    assert f"{app_port} that `{publishers[app_port]}` publishes in docker-compose.yml" in row.hint
 
 
 def test_sample_names_and_has_data() -> None:
