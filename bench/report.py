@@ -314,9 +314,10 @@ def _method(results: Results) -> str:
 
 ### Noise
 
-The machine has two cores and is shared with other work (other test suites ran during this
-run: load average {_load(load["loadavg_start"])} at the start, {_load(load["loadavg_end"])} at
-the end). {_core_share(results)} Absolute req/s therefore move between runs and even between
+The machine has two virtual cores on a shared host, so other work may compete with the run (load
+average {_load(load["loadavg_start"])} at the start, {_load(load["loadavg_end"])} at the end;
+the host's own load does not show there, only in the bare app's CPU time per request from run to
+run). {_core_share(results)} Absolute req/s therefore move between runs and even between
 rounds (see the range columns); the ratios to the bare app measured in the same rounds, the
 medians, and the CPU time per request are what to read. Differences of a few percent in req/s
 between variants are within the noise."""
