@@ -222,23 +222,19 @@ def test_same_message_as_the_exporters_encoder(case: str) -> None:
     assert_same_message(finished(emit, **options))
 
 
-def test_a_batch_of_many_spans_from_one_provider() -> None:
-    def many(provider: TracerProvider) -> None:
-        for _ in range(50):
-            server_span(provider)
-            several_scopes(provider)
+def many(provider: TracerProvider) -> None:
+    for _ in range(50):
+        server_span(provider)
+        several_scopes(provider)
 
+
+def test_a_batch_of_many_spans_from_one_provider() -> None:
     spans = finished(many)
     assert_same_message(spans)
     assert len(ExportTraceServiceRequest.FromString(encode_spans(spans)).resource_spans) == 1
 
 
 def test_pausing_between_chunks_changes_nothing_in_the_bytes() -> None:
-    def many(provider: TracerProvider) -> None:
-        for _ in range(50):
-            server_span(provider)
-            several_scopes(provider)
-
     spans = finished(many)
     pauses: list[int] = []
     paused = encode_spans(spans, pause=lambda: pauses.append(1), every=16)
