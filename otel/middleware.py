@@ -161,7 +161,8 @@ class _RawHeaders(Mapping[str, list[str]]):
     """
 
     def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
-        self._raw = raw
+        # ASGI allows any iterable; it is read once per name asked for.
+        self._raw = raw if isinstance(raw, list | tuple) else list(raw)
 
     def get(self, name: str, default: Any = None) -> Any:
         wanted = name.lower().encode("latin-1")

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from opentelemetry import trace
+from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -144,6 +145,23 @@ CASES: dict[str, Callable[[TestClient], None]] = {
     ),
     "unknown method": lambda c: c.request("PURGE", "/items/1"),
 }
+
+
+def test_headers_given_as_any_iterable_reach_every_propagator() -> None:
+    headers = [(b"traceparent", SAMPLED_PARENT.encode()), (b"baggage", b"team=club")]
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": iter(headers)}
+    tracing = build_tracing((), (Starts(),), Resource({}), {}, "otel.fastapi")
+    assert tracing is not None
+    app = build_app()
+    middleware = TelemetryMiddleware(
+        app, recorder=RequestAggregator(), routes=RouteTemplates(app), tracer=tracing.server_tracer
+    )
+    span, token = middleware._start_span(scope)
+    try:
+        assert f"{span.get_span_context().trace_id:032x}" == SAMPLED_PARENT.split("-")[1]
+        assert baggage.get_baggage("team") == "club"
+    finally:
+        otel_context.detach(token)
 
 
 @pytest.mark.parametrize("case", CASES)
