@@ -33,6 +33,7 @@ from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.span import TraceState
 
 from otel.traces.sampling import root_decision
 
@@ -89,22 +90,18 @@ class ServerTracer:
         A new trace under one of the SDK's samplers is decided here by its id (see
         `otel.traces.sampling`); a dropped request then costs two ids and a `SpanContext`.
         """
+        parent = trace.get_current_span(context).get_span_context()
         decide = self._root_decision
-        if decide is None or trace.get_current_span(context).get_span_context().is_valid:
-            return self.start_span(name, context, SpanKind.SERVER, attributes())
+        if decide is None or parent.is_valid:
+            return self._start(name, context, SpanKind.SERVER, attributes(), parent)
         trace_id = self.id_generator.generate_trace_id()
         sampled = decide(trace_id)
-        flags = TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT
-        if self.id_generator.is_trace_id_random():
-            flags |= TraceFlags.RANDOM_TRACE_ID
-        span_context = SpanContext(
-            trace_id, self.id_generator.generate_span_id(), False, TraceFlags(flags)
+        span_context = self._span_context(
+            trace_id, self.id_generator.is_trace_id_random(), sampled, None
         )
         if not sampled:
             return trace.NonRecordingSpan(span_context)
-        span = ServerSpan(self, name, span_context, None, SpanKind.SERVER, attributes())
-        self.processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
-        return span
+        return self._open(name, context, span_context, None, SpanKind.SERVER, attributes())
 
     def start_span(
         self,
@@ -113,7 +110,18 @@ class ServerTracer:
         kind: SpanKind = SpanKind.SERVER,
         attributes: Mapping[str, Any] | None = None,
     ) -> trace.Span:
-        parent: SpanContext | None = trace.get_current_span(context).get_span_context()
+        parent = trace.get_current_span(context).get_span_context()
+        return self._start(name, context, kind, attributes, parent)
+
+    def _start(
+        self,
+        name: str,
+        context: Context | None,
+        kind: SpanKind,
+        attributes: Mapping[str, Any] | None,
+        parent: SpanContext | None,
+    ) -> trace.Span:
+        """As the SDK's tracer starts a span: the sampler decides."""
         if parent is not None and parent.is_valid:
             trace_id, random_id = parent.trace_id, parent.trace_flags.random_trace_id
         else:
@@ -122,19 +130,36 @@ class ServerTracer:
             random_id = self.id_generator.is_trace_id_random()
         result = self.sampler.should_sample(context, trace_id, name, kind, attributes)
         sampled = result.decision.is_sampled()  # type: ignore[no-untyped-call]
+        span_context = self._span_context(trace_id, random_id, sampled, result.trace_state)
+        if not result.decision.is_recording():  # type: ignore[no-untyped-call]
+            return trace.NonRecordingSpan(span_context)
+        return self._open(name, context, span_context, parent, kind, result.attributes)
+
+    def _span_context(
+        self, trace_id: int, random_id: bool, sampled: bool, trace_state: TraceState | None
+    ) -> SpanContext:
         flags = TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT
         if random_id:
             flags |= TraceFlags.RANDOM_TRACE_ID
-        span_context = SpanContext(
+        return SpanContext(
             trace_id,
             self.id_generator.generate_span_id(),
             is_remote=False,
             trace_flags=TraceFlags(flags),
-            trace_state=result.trace_state,
+            trace_state=trace_state,
         )
-        if not result.decision.is_recording():  # type: ignore[no-untyped-call]
-            return trace.NonRecordingSpan(span_context)
-        span = ServerSpan(self, name, span_context, parent, kind, result.attributes)
+
+    def _open(
+        self,
+        name: str,
+        context: Context | None,
+        span_context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: Mapping[str, Any] | None,
+    ) -> ServerSpan:
+        """A recording span, announced to the processors."""
+        span = ServerSpan(self, name, span_context, parent, kind, attributes)
         self.processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         return span
 
