@@ -4,19 +4,20 @@ when tracing is on, wraps it in a server span named by method and route template
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import Token
 from time import perf_counter
 from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from otel.metrics.contract import OTHER_METHOD, STANDARD_METHODS, UNMATCHED_ENDPOINT
 from otel.routes import RouteTemplates
+from otel.traces.propagation import RequestHeaders, extract_parent
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class SpanStarter(Protocol):
     """Starts a request's server span: `ServerTracer`, or a test's adapter over an SDK `Tracer`."""
 
     def start_server_span(
-        self, name: str, context: Context, attributes: Callable[[], Mapping[str, Any]]
+        self, name: str, context: Context | None, attributes: Callable[[], Mapping[str, Any]]
     ) -> trace.Span: ...
 
 
@@ -89,8 +90,8 @@ class TelemetryMiddleware:
 
     def _start_span(self, scope: Scope) -> tuple[trace.Span, Token[Context]]:
         assert self._tracer is not None
-        headers = _RawHeaders(scope.get("headers", ()))
-        parent = propagate.extract(headers)
+        headers = RequestHeaders(scope.get("headers", ()))
+        parent = extract_parent(headers)
         span = self._tracer.start_server_span(
             _method(scope), parent, lambda: _request_attributes(scope, headers)
         )
@@ -123,7 +124,7 @@ def _finish(span: trace.Span, method: str, endpoint: str, status_code: int) -> N
     span.end()
 
 
-def _request_attributes(scope: Scope, headers: Mapping[str, list[str]]) -> dict[str, Any]:
+def _request_attributes(scope: Scope, headers: RequestHeaders) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "http.request.method": _method(scope),
         "url.scheme": scope.get("scheme", "http"),
@@ -138,45 +139,21 @@ def _request_attributes(scope: Scope, headers: Mapping[str, list[str]]) -> dict[
         attributes["client.address"] = client[0]
     if server := scope.get("server"):
         attributes["server.port"] = server[1]
-    if host := headers.get("host"):
-        attributes["server.address"] = host[0].rsplit(":", 1)[0]
-    if agent := headers.get("user-agent"):
-        attributes["user_agent.original"] = agent[0]
+    host, agent = _host_and_user_agent(headers)
+    if host is not None:
+        attributes["server.address"] = host.decode("latin-1").rsplit(":", 1)[0]
+    if agent is not None:
+        attributes["user_agent.original"] = agent.decode("latin-1")
     return attributes
 
 
-def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, list[str]]:
-    """Request headers by lower-case name."""
-    found: dict[str, list[str]] = {}
-    for key, value in raw:
-        found.setdefault(key.decode("latin-1").lower(), []).append(value.decode("latin-1"))
-    return found
-
-
-class _RawHeaders(Mapping[str, list[str]]):
-    """The ASGI headers as the propagators' carrier, decoding only the names they ask for.
-
-    Decoding every header into a dict cost about 1 us per request, for the one or two names a
-    propagator reads (usually absent).
-    """
-
-    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
-        # ASGI allows any iterable; it is read once per name asked for.
-        self._raw = raw if isinstance(raw, list | tuple) else list(raw)
-
-    def get(self, name: str, default: Any = None) -> Any:
-        wanted = name.lower().encode("latin-1")
-        values = [value.decode("latin-1") for key, value in self._raw if key.lower() == wanted]
-        return values or default
-
-    def __getitem__(self, name: str) -> list[str]:
-        values: list[str] | None = self.get(name)
-        if values is None:
-            raise KeyError(name)
-        return values
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(_headers(self._raw))
-
-    def __len__(self) -> int:
-        return len(_headers(self._raw))
+def _host_and_user_agent(headers: RequestHeaders) -> tuple[bytes | None, bytes | None]:
+    """The first value of each, in one pass over the raw headers."""
+    host = agent = None
+    for key, value in headers.raw:
+        name = key.lower()
+        if name == b"host":
+            host = value if host is None else host
+        elif name == b"user-agent":
+            agent = value if agent is None else agent
+    return host, agent

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import inspect
 
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.exporter.otlp.proto.grpc.exporter import OTLPExporterMixin
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.prometheus_remote_write import PrometheusRemoteWriteMetricsExporter
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -19,6 +21,7 @@ from opentelemetry.sdk.trace.sampling import (
     ParentBasedTraceIdRatio,
     StaticSampler,
 )
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otel.traces.span_exporters import OTLPGrpcSpanExporter, OTLPHttpSpanExporter
 
@@ -58,3 +61,8 @@ def test_the_sampler_state_root_decision_and_child_spans_read() -> None:
     assert sampler._local_parent_not_sampled is ALWAYS_OFF
     assert sampler._remote_parent_not_sampled is ALWAYS_OFF
     assert StaticSampler(Decision.DROP)._decision is Decision.DROP
+
+
+def test_the_composite_propagator_keeps_its_list_where_extract_parent_reads_it() -> None:
+    inner = [TraceContextTextMapPropagator(), W3CBaggagePropagator()]
+    assert CompositePropagator(inner)._propagators is inner

@@ -51,7 +51,7 @@ class SdkServerSpans:
         self.tracer = tracer
 
     def start_server_span(
-        self, name: str, context: Context, attributes: Callable[[], dict[str, Any]]
+        self, name: str, context: Context | None, attributes: Callable[[], dict[str, Any]]
     ) -> trace.Span:
         return self.tracer.start_span(name, context, SpanKind.SERVER, attributes())
 

@@ -83,7 +83,7 @@ class ServerTracer:
         self.resource = self._resource_of()
 
     def start_server_span(
-        self, name: str, context: Context, attributes: Callable[[], Mapping[str, Any]]
+        self, name: str, context: Context | None, attributes: Callable[[], Mapping[str, Any]]
     ) -> trace.Span:
         """`start_span` for a request: `attributes()` is called only if the span will record.
 
