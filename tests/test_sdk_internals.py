@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import inspect
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.exporter.otlp.proto.grpc.exporter import OTLPExporterMixin
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.prometheus_remote_write import PrometheusRemoteWriteMetricsExporter
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     Decision,
     ParentBasedTraceIdRatio,
     StaticSampler,
 )
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otel.traces.span_exporters import OTLPGrpcSpanExporter, OTLPHttpSpanExporter
@@ -66,3 +72,28 @@ def test_the_sampler_state_root_decision_and_child_spans_read() -> None:
 def test_the_composite_propagator_keeps_its_list_where_extract_parent_reads_it() -> None:
     inner = [TraceContextTextMapPropagator(), W3CBaggagePropagator()]
     assert CompositePropagator(inner)._propagators is inner
+
+
+def test_a_readable_span_keeps_what_its_properties_answer_where_the_encoder_reads_it() -> None:
+    attributes = BoundedAttributes(2, {"a": 1, "b": 2, "c": 3})
+    events, links = BoundedList.from_seq(1, [Event("e")]), BoundedList.from_seq(1, [])
+    span = ReadableSpan(
+        "name",
+        context=SpanContext(1, 2, False),
+        parent=SpanContext(1, 3, True),
+        resource=Resource({}),
+        attributes=attributes,
+        events=events,
+        links=links,
+        kind=SpanKind.SERVER,
+        status=Status(StatusCode.ERROR),
+        start_time=10,
+        end_time=20,
+        instrumentation_scope=InstrumentationScope("scope"),
+    )
+    for name in ("name", "context", "parent", "resource", "kind", "status"):
+        assert getattr(span, f"_{name}") is getattr(span, name), name
+    for name in ("start_time", "end_time", "instrumentation_scope"):
+        assert getattr(span, f"_{name}") is getattr(span, name), name
+    assert span._attributes is attributes and span.dropped_attributes == attributes.dropped == 1
+    assert span._events is events and span._links is links

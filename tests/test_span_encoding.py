@@ -222,6 +222,39 @@ def test_same_message_as_the_exporters_encoder(case: str) -> None:
     assert_same_message(finished(emit, **options))
 
 
+class SpanOfItsOwn(ReadableSpan):
+    """A processor may hand on a span of another class: it is read through its properties."""
+
+    @property
+    def name(self) -> str:
+        return f"own {self._name}"
+
+
+def of_its_own(span: ReadableSpan) -> SpanOfItsOwn:
+    return SpanOfItsOwn(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=span._attributes,  # the bounded containers, so the dropped counts carry over
+        events=span._events,
+        links=span._links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_span_of_another_class_is_read_through_its_properties(case: str) -> None:
+    emit, options = CASES[case]
+    spans = tuple(of_its_own(span) for span in finished(emit, **options))
+    assert all(span.name.startswith("own ") for span in spans)
+    assert_same_message(spans)
+
+
 def many(provider: TracerProvider) -> None:
     for _ in range(50):
         server_span(provider)

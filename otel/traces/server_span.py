@@ -40,6 +40,7 @@ from otel.traces.sampling import root_decision
 log = logging.getLogger(__name__)
 
 _UNSET = Status(StatusCode.UNSET)
+_NO_PARENT = trace.INVALID_SPAN_CONTEXT
 # Guards the rare switches to the SDK's containers, should handler threads write concurrently.
 _SWITCHING = threading.Lock()
 _PLAIN_TYPES = frozenset((str, int, float, bool))
@@ -90,7 +91,9 @@ class ServerTracer:
         A new trace under one of the SDK's samplers is decided here by its id (see
         `otel.traces.sampling`); a dropped request then costs two ids and a `SpanContext`.
         """
-        parent = trace.get_current_span(context).get_span_context()
+        # An empty context (a request without trace headers) has no span to look up.
+        empty = context is not None and not context
+        parent = _NO_PARENT if empty else trace.get_current_span(context).get_span_context()
         decide = self._root_decision
         if decide is None or parent.is_valid:
             return self._start(name, context, SpanKind.SERVER, attributes(), parent)
