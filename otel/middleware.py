@@ -4,7 +4,7 @@ when tracing is on, wraps it in a server span named by method and route template
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import Token
 from time import perf_counter
 from typing import Any, Protocol
@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from otel.metrics.contract import OTHER_METHOD, STANDARD_METHODS, UNMATCHED_ENDPOINT
 from otel.routes import RouteTemplates
-from otel.traces.propagation import RequestHeaders, extract_parent
+from otel.traces.propagation import extract_parent, raw_headers
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class TelemetryMiddleware:
 
     def _start_span(self, scope: Scope) -> tuple[trace.Span, Token[Context]]:
         assert self._tracer is not None
-        headers = RequestHeaders(scope.get("headers", ()))
+        headers = raw_headers(scope)
         parent = extract_parent(headers)
         span = self._tracer.start_server_span(
             _method(scope), parent, lambda: _request_attributes(scope, headers)
@@ -124,7 +124,7 @@ def _finish(span: trace.Span, method: str, endpoint: str, status_code: int) -> N
     span.end()
 
 
-def _request_attributes(scope: Scope, headers: RequestHeaders) -> dict[str, Any]:
+def _request_attributes(scope: Scope, headers: Sequence[tuple[bytes, bytes]]) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "http.request.method": _method(scope),
         "url.scheme": scope.get("scheme", "http"),
@@ -147,10 +147,12 @@ def _request_attributes(scope: Scope, headers: RequestHeaders) -> dict[str, Any]
     return attributes
 
 
-def _host_and_user_agent(headers: RequestHeaders) -> tuple[bytes | None, bytes | None]:
+def _host_and_user_agent(
+    headers: Sequence[tuple[bytes, bytes]],
+) -> tuple[bytes | None, bytes | None]:
     """The first value of each, in one pass over the raw headers."""
     host = agent = None
-    for key, value in headers.raw:
+    for key, value in headers:
         name = key.lower()
         if name == b"host":
             host = value if host is None else host

@@ -10,7 +10,7 @@ propagator, and any request carrying one of those headers, goes through `propaga
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +20,6 @@ from opentelemetry.context import Context, get_current
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-RawHeaders = Iterable[tuple[bytes, bytes]]
 
 # What each W3C propagator returns, given no context, when its header is missing: the trace
 # context one starts from an empty context, the baggage one from the current one.
@@ -43,11 +41,8 @@ class RequestHeaders(Mapping[str, list[str]]):
     propagator reads (usually absent).
     """
 
-    def __init__(self, raw: RawHeaders) -> None:
-        # ASGI allows any iterable; it is read once per name asked for.
-        self.raw: Sequence[tuple[bytes, bytes]] = (
-            raw if isinstance(raw, list | tuple) else list(raw)
-        )
+    def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
+        self.raw = raw  # read once per name asked for
 
     def get(self, name: str, default: Any = None) -> Any:
         wanted = name.lower().encode("latin-1")
@@ -67,13 +62,19 @@ class RequestHeaders(Mapping[str, list[str]]):
         return len(_decoded(self.raw))
 
 
-def extract_parent(headers: RequestHeaders) -> Context | None:
-    """What `propagate.extract(headers)` returns."""
+def raw_headers(scope: Mapping[str, Any]) -> Sequence[tuple[bytes, bytes]]:
+    """An ASGI request's headers, as a sequence: ASGI allows any iterable, to be read once."""
+    raw = scope.get("headers", ())
+    return raw if raw.__class__ is list or raw.__class__ is tuple else list(raw)
+
+
+def extract_parent(raw: Sequence[tuple[bytes, bytes]]) -> Context | None:
+    """What `propagate.extract` returns for these headers."""
     textmap = propagate.get_global_textmap()
     shortcut = _shortcut if _shortcut.textmap is textmap else _shortcut_for(textmap)
-    if shortcut.names is not None and not _carries(headers.raw, shortcut.names):
+    if shortcut.names is not None and not _carries(raw, shortcut.names):
         return shortcut.start()
-    return textmap.extract(headers)
+    return textmap.extract(RequestHeaders(raw))
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def _carries(raw: Sequence[tuple[bytes, bytes]], names: frozenset[bytes]) -> boo
     return False
 
 
-def _decoded(raw: RawHeaders) -> dict[str, list[str]]:
+def _decoded(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, list[str]]:
     """Request headers by lower-case name."""
     found: dict[str, list[str]] = {}
     for key, value in raw:

@@ -40,7 +40,6 @@ from otel.traces.sampling import root_decision
 log = logging.getLogger(__name__)
 
 _UNSET = Status(StatusCode.UNSET)
-_NO_PARENT = trace.INVALID_SPAN_CONTEXT
 # Guards the rare switches to the SDK's containers, should handler threads write concurrently.
 _SWITCHING = threading.Lock()
 _PLAIN_TYPES = frozenset((str, int, float, bool))
@@ -91,11 +90,11 @@ class ServerTracer:
         A new trace under one of the SDK's samplers is decided here by its id (see
         `otel.traces.sampling`); a dropped request then costs two ids and a `SpanContext`.
         """
-        # An empty context (a request without trace headers) has no span to look up.
+        # An empty context (a request without trace headers) has no parent to look up.
         empty = context is not None and not context
-        parent = _NO_PARENT if empty else trace.get_current_span(context).get_span_context()
+        parent = None if empty else trace.get_current_span(context).get_span_context()
         decide = self._root_decision
-        if decide is None or parent.is_valid:
+        if decide is None or (parent is not None and parent.is_valid):
             return self._start(name, context, SpanKind.SERVER, attributes(), parent)
         trace_id = self.id_generator.generate_trace_id()
         sampled = decide(trace_id)
@@ -213,7 +212,8 @@ class ServerSpan(trace.Span):
         return self._end_time is None
 
     def set_attribute(self, key: str, value: Any) -> None:
-        if self._ended("set an attribute"):
+        if self._end_time is not None:
+            self._ended("set an attribute")
             return
         self._put(key, value)
 
@@ -223,8 +223,10 @@ class ServerSpan(trace.Span):
         self._set(attributes)
 
     def update_name(self, name: str) -> None:
-        if not self._ended("rename"):
-            self._name = name
+        if self._end_time is not None:
+            self._ended("rename")
+            return
+        self._name = name
 
     def add_event(
         self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None
@@ -306,10 +308,15 @@ class ServerSpan(trace.Span):
             self._put(key, value)
 
     def _put(self, key: str, value: Any) -> None:
-        attributes = self._attributes
-        if attributes.__class__ is dict and self._plain(key, value):
-            maximum = self._tracer.limits.max_span_attributes  # None: no limit
-            if maximum is None or len(attributes) < maximum or key in attributes:
+        attributes, limits = self._attributes, self._tracer.limits
+        # Whether the SDK's validation would keep this pair as it is (inline: on every request).
+        kind, length = value.__class__, limits.max_span_attribute_length
+        plain = kind in _PLAIN_TYPES and key.__class__ is str and key != ""
+        if plain and (length is None or kind is not str or len(value) <= length):
+            maximum = limits.max_span_attributes  # None: no limit
+            if attributes.__class__ is dict and (
+                maximum is None or len(attributes) < maximum or key in attributes
+            ):
                 attributes[key] = value
                 if self._attributes is attributes:
                     return
@@ -329,13 +336,6 @@ class ServerSpan(trace.Span):
             if length is not None and kind is str and len(value) > length:
                 return False
         return True
-
-    def _plain(self, key: str, value: Any) -> bool:
-        """Whether the SDK's validation would keep this pair as it is."""
-        if value.__class__ not in _PLAIN_TYPES or key.__class__ is not str or not key:
-            return False
-        length = self._tracer.limits.max_span_attribute_length
-        return length is None or value.__class__ is not str or len(value) <= length
 
     def _bounded(self) -> BoundedAttributes:
         """From now on, the SDK's container validates and bounds every attribute."""
