@@ -13,10 +13,11 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any, NoReturn
 
 from bench import (
+    instructions,
     machine,
     memory,
     readme,
@@ -118,10 +119,14 @@ def measure(settings: Settings, argv: list[str]) -> Results:
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
     with Processes(logs) as procs:
+        sink = _start_sink(procs)
         if settings.runs("throughput"):
-            rig = throughput.Rig(settings, procs, _start_sink(procs))
+            rig = throughput.Rig(settings, procs, sink)
             runs = throughput.measure(rig, variants, progress)
             results["throughput"] = serialise.throughput_data(runs)
+        if settings.runs("instructions"):
+            counts = instructions.measure(sink.endpoint, progress, settings.instruction_requests)
+            results["instructions"] = [asdict(count) for count in counts]
         if settings.runs("scrape"):
             results["scrape"] = scrape.measure_sizes(
                 settings.scrape_series, settings.scrape_repeats, progress

@@ -38,7 +38,40 @@ def summary(results: Results) -> str:
 
 
 def _measurements(results: Results) -> list[str]:
-    return [_scrape(results), _workers_scrape(results), _memory(results), _startup(results)]
+    return [
+        _instructions(results),
+        _scrape(results),
+        _workers_scrape(results),
+        _memory(results),
+        _startup(results),
+    ]
+
+
+def _instructions(results: Results) -> str:
+    counts = results.get("instructions")
+    if not counts:
+        return ""
+    base = {c["route"]: c["per_request"] for c in counts if c["variant"] == "bare"}
+    rows = [
+        (
+            f"`{c['variant']}`",
+            c["route"],
+            f"{c['per_request']:,.0f}",
+            f"{base[c['route']] / c['per_request']:.3f}",
+        )
+        for c in counts
+    ]
+    head = ("variant", "route", "instructions per request", "bare's over the variant's")
+    return (
+        "## Instructions per request (callgrind)\n\n"
+        + table(head, rows, "llrr")
+        + "\n\nThe same code counted by `valgrind --tool=callgrind` instead of timed "
+        "(`python -m bench.instructions`): each app driven in process, without server or "
+        "sockets, for two numbers of requests, the difference divided by the difference in "
+        "requests, the exporter thread included. The count does not move with the host's load, "
+        "so it tells what the throughput ratios above would be on a quiet machine as far as the "
+        "Python work goes; it leaves out the server, the kernel and the effects of caches."
+    )
 
 
 def table(head: Sequence[str], rows: Iterable[Sequence[object]], align: str = "") -> str:

@@ -69,6 +69,7 @@ class Settings:
     memory_warmup_requests: int = 20_000
     startup_repeats: int = 7
     startup_warmup: bool = True  # one untimed start first: migrates the database, fills caches
+    instruction_requests: tuple[int, int] = (500, 2500)  # the two counts callgrind compares
     skip: frozenset[str] = field(default_factory=frozenset)  # of "throughput", "scrape", ...
     outputs: Outputs = FULL_OUTPUTS
     smoke: bool = False
@@ -91,12 +92,13 @@ SMOKE = Settings(
     memory_warmup_requests=1_000,
     startup_repeats=1,
     startup_warmup=False,
+    instruction_requests=(20, 60),
     outputs=SMOKE_OUTPUTS,
     smoke=True,
 )
 FULL = Settings()
 
-PARTS = ("throughput", "scrape", "workers-scrape", "memory", "startup")
+PARTS = ("throughput", "instructions", "scrape", "workers-scrape", "memory", "startup")
 
 
 def preset(smoke: bool) -> Settings:

@@ -64,7 +64,8 @@ class TelemetryMiddleware:
         if scope["path"] == self._metrics_path and self._metrics_endpoint is not None:
             await self._metrics_endpoint(scope, receive, send)
             return
-        span, token = self._start_span(scope) if self._tracer is not None else (None, None)
+        method = _method(scope)
+        span, token = (None, None) if self._tracer is None else self._start_span(scope, method)
         status_code = 500
         start = perf_counter()
 
@@ -83,25 +84,25 @@ class TelemetryMiddleware:
             raise
         finally:
             # Recorded while the span is current, so the duration carries it as an exemplar.
-            endpoint = self._record(scope, status_code, perf_counter() - start)
+            endpoint = self._record(scope, method, status_code, perf_counter() - start)
             if span is not None and token is not None:
-                _finish(span, _method(scope), endpoint, status_code)
+                _finish(span, method, endpoint, status_code)
                 otel_context.detach(token)
 
-    def _start_span(self, scope: Scope) -> tuple[trace.Span, Token[Context]]:
+    def _start_span(self, scope: Scope, method: str) -> tuple[trace.Span, Token[Context]]:
         assert self._tracer is not None
         headers = raw_headers(scope)
         parent = extract_parent(headers)
         span = self._tracer.start_server_span(
-            _method(scope), parent, lambda: _request_attributes(scope, headers)
+            method, parent, lambda: _request_attributes(scope, method, headers)
         )
         return span, otel_context.attach(trace.set_span_in_context(span, parent))
 
-    def _record(self, scope: Scope, status_code: int, seconds: float) -> str:
+    def _record(self, scope: Scope, method: str, status_code: int, seconds: float) -> str:
         endpoint = UNMATCHED_ENDPOINT
         try:
             endpoint = self._routes.endpoint(scope)
-            self._recorder.record(_method(scope), endpoint, status_code, seconds)
+            self._recorder.record(method, endpoint, status_code, seconds)
         except Exception:  # telemetry must never break a request
             log.exception("recording request metrics failed")
         return endpoint
@@ -124,9 +125,11 @@ def _finish(span: trace.Span, method: str, endpoint: str, status_code: int) -> N
     span.end()
 
 
-def _request_attributes(scope: Scope, headers: Sequence[tuple[bytes, bytes]]) -> dict[str, Any]:
+def _request_attributes(
+    scope: Scope, method: str, headers: Sequence[tuple[bytes, bytes]]
+) -> dict[str, Any]:
     attributes: dict[str, Any] = {
-        "http.request.method": _method(scope),
+        "http.request.method": method,
         "url.scheme": scope.get("scheme", "http"),
         "url.path": scope.get("path", ""),
         "network.protocol.version": scope.get("http_version", "1.1"),

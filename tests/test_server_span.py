@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,16 +19,31 @@ from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import (
+    ReadableSpan,
+    Span,
+    SpanLimits,
+    SpanProcessor,
+    SynchronousMultiSpanProcessor,
+    TracerProvider,
+)
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBasedTraceIdRatio,
+    Sampler,
+)
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel.metrics.aggregator import RequestAggregator
 from otel.middleware import TelemetryMiddleware
 from otel.routes import RouteTemplates
 from otel.traces.provider import build_tracing
-from otel.traces.server_span import ServerSpan
+from otel.traces.server_span import ServerSpan, ServerTracer
 
 SAMPLED_PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 UNSAMPLED_PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
@@ -156,7 +172,7 @@ def test_headers_given_as_any_iterable_reach_every_propagator() -> None:
     middleware = TelemetryMiddleware(
         app, recorder=RequestAggregator(), routes=RouteTemplates(app), tracer=tracing.server_tracer
     )
-    span, token = middleware._start_span(scope)
+    span, token = middleware._start_span(scope, "GET")
     try:
         assert f"{span.get_span_context().trace_id:032x}" == SAMPLED_PARENT.split("-")[1]
         assert baggage.get_baggage("team") == "club"
@@ -281,3 +297,59 @@ def test_after_a_fork_server_spans_carry_the_childs_resource_as_sdk_spans_do() -
         ids = json.loads(pipe.read())
     os.waitpid(pid, 0)
     assert ids["ours"] == ids["sdk"] != parent_id
+
+
+class CountingIds(RandomIdGenerator):
+    """Someone's own generator (a subclass, its ids not random): its methods are asked."""
+
+    def __init__(self) -> None:
+        self.drawn = 0
+
+    def generate_trace_id(self) -> int:
+        self.drawn += 1
+        return self.drawn << 64 | 7
+
+    def generate_span_id(self) -> int:
+        self.drawn += 1
+        return self.drawn
+
+    def is_trace_id_random(self) -> bool:
+        return False
+
+
+def new_trace(use_ours: bool, generator: IdGenerator, sampler: Sampler) -> trace.SpanContext:
+    provider = TracerProvider(id_generator=generator, sampler=sampler, shutdown_on_exit=False)
+    context = Context()  # what a request without trace headers gives
+    if use_ours:
+        tracer = ServerTracer(
+            sampler=sampler,
+            id_generator=generator,
+            resource=lambda: provider.resource,
+            processor=SynchronousMultiSpanProcessor(),  # type: ignore[no-untyped-call]
+            limits=SpanLimits(),
+            scope=InstrumentationScope("otel.fastapi", ""),
+        )
+        span = tracer.start_server_span("GET", context, dict)
+    else:
+        span = provider.get_tracer("otel.fastapi").start_span("GET", context, SpanKind.SERVER)
+    return span.get_span_context()
+
+
+@pytest.mark.parametrize("generator", [RandomIdGenerator, CountingIds])
+@pytest.mark.parametrize(
+    "sampler", [ALWAYS_ON, ALWAYS_OFF, ParentBasedTraceIdRatio(0.5)], ids=["on", "off", "ratio"]
+)
+def test_a_new_trace_gets_the_ids_and_flags_the_sdk_tracer_gives_it(
+    generator: type[IdGenerator], sampler: Sampler
+) -> None:
+    for seed in range(40):
+        random.seed(seed)
+        sdk = new_trace(False, generator(), sampler)
+        random.seed(seed)
+        ours = new_trace(True, generator(), sampler)
+        assert (ours.trace_id, ours.span_id, ours.trace_flags) == (
+            sdk.trace_id,
+            sdk.span_id,
+            sdk.trace_flags,
+        )
+        assert ours.is_valid and not ours.is_remote

@@ -19,6 +19,7 @@ import threading
 import traceback
 import weakref
 from collections.abc import Callable, Mapping
+from random import getrandbits
 from time import time_ns
 from types import MappingProxyType
 from typing import Any
@@ -28,7 +29,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, SpanProcessor
-from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -68,6 +69,8 @@ class ServerTracer:
         self.limits = limits
         self.scope = scope
         self._root_decision = root_decision(sampler)
+        # The SDK's own generator (not a subclass): random ids, drawn as it draws them.
+        self._sdk_ids = type(id_generator) is RandomIdGenerator
         if hasattr(os, "register_at_fork"):
             # Registered after the provider's own handler, so it runs after it in the child.
             weak = weakref.WeakMethod(self._reread_resource)
@@ -96,12 +99,17 @@ class ServerTracer:
         decide = self._root_decision
         if decide is None or (parent is not None and parent.is_valid):
             return self._start(name, context, SpanKind.SERVER, attributes(), parent)
-        trace_id = self.id_generator.generate_trace_id()
-        sampled = decide(trace_id)
-        span_context = self._span_context(
-            trace_id, self.id_generator.is_trace_id_random(), sampled, None
-        )
-        if not sampled:
+        ids = self.id_generator
+        if self._sdk_ids:  # its ids without its two method calls; zero (invalid): ask it
+            trace_id = getrandbits(128) or ids.generate_trace_id()
+            span_id = getrandbits(64) or ids.generate_span_id()
+            flags = _ROOT_FLAGS[decide(trace_id)]
+        else:
+            trace_id = ids.generate_trace_id()
+            span_id = ids.generate_span_id()
+            flags = _flags(decide(trace_id), ids.is_trace_id_random())
+        span_context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags)
+        if not flags.sampled:
             return trace.NonRecordingSpan(span_context)
         return self._open(name, context, span_context, None, SpanKind.SERVER, attributes())
 
@@ -140,14 +148,11 @@ class ServerTracer:
     def _span_context(
         self, trace_id: int, random_id: bool, sampled: bool, trace_state: TraceState | None
     ) -> SpanContext:
-        flags = TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT
-        if random_id:
-            flags |= TraceFlags.RANDOM_TRACE_ID
         return SpanContext(
             trace_id,
             self.id_generator.generate_span_id(),
             is_remote=False,
-            trace_flags=TraceFlags(flags),
+            trace_flags=_flags(sampled, random_id),
             trace_state=trace_state,
         )
 
@@ -358,6 +363,17 @@ class ServerSpan(trace.Span):
                 found = BoundedList(maxlen)
                 setattr(self, name, found)
             return found
+
+
+def _flags(sampled: bool, random_id: bool) -> TraceFlags:
+    flags = TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT
+    if random_id:
+        flags |= TraceFlags.RANDOM_TRACE_ID
+    return TraceFlags(flags)
+
+
+# A new trace's flags with the SDK's generator, by whether it is sampled.
+_ROOT_FLAGS = {sampled: _flags(sampled, random_id=True) for sampled in (False, True)}
 
 
 def _frozen(
