@@ -26,12 +26,21 @@ def get_scope(path: str, method: str = "GET") -> dict[str, Any]:
     }
 
 
-async def request(app: ASGIApp, path: str) -> tuple[int, bytes]:
-    """The status and whole body of one GET."""
+async def request(
+    app: ASGIApp, path: str, method: str = "GET", json_body: bytes | None = None
+) -> tuple[int, bytes]:
+    """The status and whole body of one request; `json_body` is sent as application/json."""
     status, chunks = 0, []
+    scope = get_scope(path, method)
+    if json_body is not None:
+        scope["headers"] = [
+            *scope["headers"],
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(json_body)).encode()),
+        ]
 
     async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": json_body or b"", "more_body": False}
 
     async def send(message: Message) -> None:
         nonlocal status
@@ -40,5 +49,5 @@ async def request(app: ASGIApp, path: str) -> tuple[int, bytes]:
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 
-    await app(get_scope(path), receive, send)
+    await app(scope, receive, send)
     return status, b"".join(chunks)

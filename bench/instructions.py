@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import random
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,11 +31,22 @@ from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 
 from bench.procs import BenchError, clean_env
-from bench.variants import BY_NAME, TRACES
+from bench.settings import FULL
+from bench.variants import BY_NAME, MEMO_GET, MEMO_POST, MEMO_ROUTES, TRACES
 
-VARIANTS = ("bare", "ours", "ours-traces", "ours-traces-10")
-ROUTES = ("/ping", "/items/42")
-REQUESTS = (500, 2500)  # the two counts whose difference is measured
+_REQUESTS_FULL = (FULL.instruction_requests, FULL.instruction_memo_requests)
+
+# Each variant, the routes it is driven on, and its base. The memo service runs with Redis:
+# the traced variant's base is the same service with OTEL_SDK_DISABLED=true.
+TOY_ROUTES = ("/ping", "/items/42")
+JOBS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("bare", TOY_ROUTES, "bare"),
+    ("ours", TOY_ROUTES, "bare"),
+    ("ours-traces", TOY_ROUTES, "bare"),
+    ("ours-traces-10", TOY_ROUTES, "bare"),
+    ("memo-redis-off", MEMO_ROUTES, "memo-redis-off"),
+    ("memo-traces-10", MEMO_ROUTES, "memo-redis-off"),
+)
 _COLLECTED = re.compile(r"Collected : (\d+)")
 
 
@@ -41,64 +54,87 @@ _COLLECTED = re.compile(r"Collected : (\d+)")
 class Count:
     variant: str
     route: str
+    base: str
     per_request: float  # instructions
 
 
 def measure(
-    sink_endpoint: str, progress: Callable[[str], None], requests: Sequence[int] = REQUESTS
+    sink_endpoint: str,
+    progress: Callable[[str], None],
+    toy_requests: tuple[int, int],
+    memo_requests: tuple[int, int],
 ) -> list[Count]:
-    """Every variant on every route; two callgrind runs at a time (one per core)."""
+    """Every variant on each of its routes; two callgrind runs at a time (one per core).
+
+    A request to the memo service costs about 20 times a toy one: it gets fewer requests.
+    """
     if subprocess.run(["valgrind", "--version"], capture_output=True).returncode != 0:
         raise BenchError("missing valgrind: install the Debian package valgrind")
-    jobs = [(variant, route) for variant in VARIANTS for route in ROUTES]
+    for variant, _, _ in JOBS:
+        if why := BY_NAME[variant].unavailable():
+            raise BenchError(f"{variant}: {why}")
+    jobs = [
+        (variant, route, base, memo_requests if route in MEMO_ROUTES else toy_requests)
+        for variant, routes, base in JOBS
+        for route in routes
+    ]
     progress(f"instructions: {len(jobs)} counts under callgrind")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        counts = pool.map(lambda job: _count(*job, sink_endpoint, requests), jobs)
-        return list(counts)
+        return list(pool.map(lambda job: _count(*job, sink_endpoint), jobs))
 
 
-def _count(variant: str, route: str, sink_endpoint: str, requests: Sequence[int]) -> Count:
+def _count(
+    variant: str, route: str, base: str, requests: tuple[int, int], sink_endpoint: str
+) -> Count:
     low, high = (_instructions(variant, route, n, sink_endpoint) for n in requests)
-    return Count(variant, route, (high - low) / (requests[1] - requests[0]))
+    return Count(variant, route, base, (high - low) / (requests[1] - requests[0]))
 
 
 def _instructions(variant: str, route: str, requests: int, sink_endpoint: str) -> int:
-    env = clean_env(BY_NAME[variant].environment(sink_endpoint))
-    env["PYTHONHASHSEED"] = "0"
-    if TRACES in BY_NAME[variant].pushes:
-        env["OTEL_BSP_SCHEDULE_DELAY"] = str(24 * 3600 * 1000)  # full batches only (see above)
-    argv = [
-        "valgrind",
-        "--tool=callgrind",
-        "--callgrind-out-file=/dev/null",
-        sys.executable,
-        "-m",
-        "bench.instructions",
-        "--drive",
-        BY_NAME[variant].module,
-        route,
-        str(requests),
-    ]
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1800)
+    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as data_dir:
+        env = clean_env(BY_NAME[variant].environment(sink_endpoint, data_dir))
+        env["PYTHONHASHSEED"] = "0"
+        if TRACES in BY_NAME[variant].pushes:
+            env["OTEL_BSP_SCHEDULE_DELAY"] = str(24 * 3600 * 1000)  # full batches only (above)
+        module = BY_NAME[variant].module
+        argv = [*_CALLGRIND, sys.executable, "-m", "bench.instructions", "--drive"]
+        done = subprocess.run(
+            [*argv, module, route, str(requests)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
     found = _COLLECTED.search(done.stderr)
     if done.returncode != 0 or found is None:
         raise BenchError(f"callgrind on {variant} {route} failed: {done.stderr[-2000:]}")
     return int(found.group(1))
 
 
+_CALLGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
+
+
 def drive(module: str, route: str, requests: int) -> None:
-    """In the process callgrind watches: start the app, serve `requests` GETs, stop it."""
+    """In the process callgrind watches: start the app, serve `requests` requests, stop it."""
     from bench.asgi import request
+    from bench.memo import MEMO_BODY
 
     random.seed(0)  # the same trace ids, so the same requests sampled, in both counts
     app = importlib.import_module(module).app
+    body = json.dumps(MEMO_BODY).encode()
 
     async def serve() -> None:
         async with app.router.lifespan_context(app):
+            method, path, sent, wanted = "GET", route, None, 200
+            if route == MEMO_POST:
+                method, path, sent, wanted = "POST", "/memos/", body, 201
+            elif route == MEMO_GET:
+                status, created = await request(app, "/memos/", "POST", body)
+                path = f"/memos/{json.loads(created)['id']}"
             for _ in range(requests):
-                status, _ = await request(app, route)
-                if status != 200:
-                    raise SystemExit(f"{route} answered {status}")
+                status, _ = await request(app, path, method, sent)
+                if status != wanted:
+                    raise SystemExit(f"{method} {path} answered {status}")
 
     asyncio.run(serve())
     telemetry = getattr(importlib.import_module(module), "telemetry", None)
@@ -107,16 +143,14 @@ def drive(module: str, route: str, requests: int) -> None:
 
 
 def table(counts: Sequence[Count]) -> str:
-    base = {c.route: c.per_request for c in counts if c.variant == "bare"}
+    per_request = {(c.variant, c.route): c.per_request for c in counts}
     lines = [
-        "| variant | route | instructions per request | vs bare |",
+        "| variant | route | instructions per request | base's over the variant's |",
         "| --- | --- | ---: | ---: |",
     ]
     for c in counts:
-        lines.append(
-            f"| `{c.variant}` | {c.route} | {c.per_request:,.0f} | "
-            f"{base[c.route] / c.per_request:.3f} |"
-        )
+        ratio = per_request[c.base, c.route] / c.per_request
+        lines.append(f"| `{c.variant}` | {c.route} | {c.per_request:,.0f} | {ratio:.3f} |")
     return "\n".join(lines)
 
 
@@ -130,7 +164,7 @@ def main() -> None:
     sink = ThreadingHTTPServer(("127.0.0.1", 0), SinkHandler)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     endpoint = f"http://127.0.0.1:{sink.server_address[1]}"
-    counts = measure(endpoint, lambda message: print(message, file=sys.stderr))
+    counts = measure(endpoint, lambda message: print(message, file=sys.stderr), *_REQUESTS_FULL)
     sink.shutdown()
     print(table(counts))
     print(f"\n({time.monotonic() - started:.0f} s)", file=sys.stderr)

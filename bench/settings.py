@@ -70,6 +70,7 @@ class Settings:
     startup_repeats: int = 7
     startup_warmup: bool = True  # one untimed start first: migrates the database, fills caches
     instruction_requests: tuple[int, int] = (500, 2500)  # the two counts callgrind compares
+    instruction_memo_requests: tuple[int, int] = (100, 400)
     skip: frozenset[str] = field(default_factory=frozenset)  # of "throughput", "scrape", ...
     outputs: Outputs = FULL_OUTPUTS
     smoke: bool = False
@@ -93,6 +94,7 @@ SMOKE = Settings(
     startup_repeats=1,
     startup_warmup=False,
     instruction_requests=(20, 60),
+    instruction_memo_requests=(5, 15),
     outputs=SMOKE_OUTPUTS,
     smoke=True,
 )

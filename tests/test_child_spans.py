@@ -202,3 +202,17 @@ def test_children_are_skipped_only_where_the_sampler_would_drop_them(name: str) 
             at = trace.set_span_in_context(NonRecordingSpan(context), Context())
             decisions.add(sampler.should_sample(at, trace_id, "child").decision.is_sampled())
     assert follows_parent(sampler) is (decisions == {False})
+
+
+def test_the_pool_gets_no_listener_of_ours_and_the_statements_do(tmp_path: Path) -> None:
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'pool.db'}")
+    pool_before = {name: len(getattr(engine.pool.dispatch, name)) for name in POOL_EVENTS}
+    statements_before = len(engine.dispatch.before_cursor_execute)
+    ChildSpans(Pipeline().provider).instrument_sqlalchemy(engine)
+    assert {name: len(getattr(engine.pool.dispatch, name)) for name in POOL_EVENTS} == pool_before
+    assert len(engine.dispatch.before_cursor_execute) == statements_before + 1
+    engine.dispose()
+
+
+# The pool events EngineTracer listens to for its connection-usage counter.
+POOL_EVENTS = ("connect", "close", "checkin", "checkout")

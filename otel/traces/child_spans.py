@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 SQLALCHEMY_SCOPE = "opentelemetry.instrumentation.sqlalchemy"
+_POOL_EVENTS = frozenset(("connect", "close", "checkin", "checkout"))
 
 
 def follows_parent(sampler: Sampler) -> bool:
@@ -108,6 +109,15 @@ def _engine_spans_class() -> type:
         ) -> None:
             self._wanted = wanted
             super().__init__(tracer, engine, usage)  # type: ignore[no-untyped-call]
+
+        @classmethod
+        def _register_event_listener(
+            cls, target: Any, identifier: str, func: Any, *args: Any, **kw: Any
+        ) -> None:
+            # Pool usage is the service's own metric: the pool's listeners would feed a no-op
+            # counter on every checkout and checkin, so they are not added.
+            if identifier not in _POOL_EVENTS:
+                super()._register_event_listener(target, identifier, func, *args, **kw)  # type: ignore[no-untyped-call]
 
         def _before_cur_exec(
             self, conn: Any, cursor: Any, statement: Any, params: Any, context: Any, many: Any
