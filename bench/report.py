@@ -111,7 +111,9 @@ def _targets(results: Results) -> str:
         "Redis) for the memo service. Throughput targets are judged on the req/s ratio unless "
         "they say otherwise. In brackets, the same ratio from the server's CPU time per request "
         "(the base's over the variant's), which other work on the machine disturbs much less: "
-        "where the two disagree, the difference is noise."
+        "where the two disagree, the difference is noise. Where counted, the ratio of "
+        "instructions per request follows ([below](#instructions-per-request-callgrind)): "
+        "the same on every run, it leaves out the server, the kernel and caches."
     )
 
 

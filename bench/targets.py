@@ -89,10 +89,23 @@ def _ratio(results: Results, target: RatioTarget) -> Target:
         measured += (
             f" (req/s: {', '.join(_x(s['rps_ratio']) for s in variant['summary'].values())})"
         )
+    if target.key != "p99_ratio" and (counted := _instructions(results, target.variant)):
+        measured += f" (instructions: {counted})"
     if any(value is None for value in ratios.values()):
         return Target(target.title, wanted, f"not measured: no {baseline} in this run", None)
     met = all(v >= target.bound if target.at_least else v <= target.bound for v in ratios.values())
     return Target(target.title, wanted, measured, met)
+
+
+def _instructions(results: Results, variant: str) -> str:
+    """The variant's base's instructions per request over its own, by route, if counted."""
+    counts = results.get("instructions") or []
+    per_request = {(c["variant"], c["route"]): c["per_request"] for c in counts}
+    return ", ".join(
+        f"{per_request[c['base'], c['route']] / c['per_request']:.3f}"
+        for c in counts
+        if c["variant"] == variant
+    )
 
 
 def _value(summary: dict[str, Any], key: str) -> float | None:

