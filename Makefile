@@ -44,7 +44,7 @@ $(VENV)/.installed-bench: pyproject.toml $(CONSTRAINTS) $(VENV)/.installed
 	$(PIP_INSTALL) -e '.[test,bench]'
 	touch $@
 
-## The overhead benchmark (about 25 min): writes docs/performance.md, docs/performance.png and README.md's summary.
+## The overhead benchmark (about 30 min): writes docs/performance.md, docs/performance.png and README.md's summary.
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench
 

@@ -125,7 +125,12 @@ def measure(settings: Settings, argv: list[str]) -> Results:
             runs = throughput.measure(rig, variants, progress)
             results["throughput"] = serialise.throughput_data(runs)
         if settings.runs("instructions"):
-            counts = instructions.measure(sink.endpoint, progress, settings.instruction_requests)
+            counts = instructions.measure(
+                sink.endpoint,
+                progress,
+                settings.instruction_requests,
+                settings.instruction_memo_requests,
+            )
             results["instructions"] = [asdict(count) for count in counts]
         if settings.runs("scrape"):
             results["scrape"] = scrape.measure_sizes(
