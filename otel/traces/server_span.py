@@ -100,7 +100,7 @@ class ServerTracer:
         if decide is None or (parent is not None and parent.is_valid):
             return self._start(name, context, SpanKind.SERVER, attributes(), parent)
         ids = self.id_generator
-        if self._sdk_ids:  # its ids without its two method calls; zero (invalid): ask it
+        if self._sdk_ids:  # its ids without its method calls; a zero (invalid) id: ask it
             trace_id = getrandbits(128) or ids.generate_trace_id()
             span_id = getrandbits(64) or ids.generate_span_id()
             flags = _ROOT_FLAGS[decide(trace_id)]
