@@ -26,10 +26,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from http.server import ThreadingHTTPServer
+from typing import Any
 
 from bench.procs import BenchError, clean_env
 from bench.settings import FULL
@@ -133,6 +134,8 @@ def drive(module: str, route: str, requests: int) -> None:
                 method, path, sent, wanted = "POST", "/memos/", body, 201
             elif route == MEMO_GET:
                 status, created = await request(app, "/memos/", "POST", body)
+                if status != 201:
+                    raise SystemExit(f"POST /memos/ answered {status}")
                 path = f"/memos/{json.loads(created)['id']}"
             for _ in range(requests):
                 status, _ = await request(app, path, method, sent)
@@ -145,15 +148,19 @@ def drive(module: str, route: str, requests: int) -> None:
         telemetry.shutdown()  # the spans still queued are exported, in both counts alike
 
 
+def ratios(counts: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], float]]:
+    """Each count (as `Count`'s fields) with its base's instructions over its own."""
+    per_request = {(c["variant"], c["route"]): c["per_request"] for c in counts}
+    return [(c, per_request[c["base"], c["route"]] / c["per_request"]) for c in counts]
+
+
 def table(counts: Sequence[Count]) -> str:
-    per_request = {(c.variant, c.route): c.per_request for c in counts}
     lines = [
         "| variant | route | instructions per request | base's over the variant's |",
         "| --- | --- | ---: | ---: |",
     ]
-    for c in counts:
-        ratio = per_request[c.base, c.route] / c.per_request
-        lines.append(f"| `{c.variant}` | {c.route} | {c.per_request:,.0f} | {ratio:.3f} |")
+    for c, ratio in ratios([asdict(count) for count in counts]):
+        lines.append(f"| `{c['variant']}` | {c['route']} | {c['per_request']:,.0f} | {ratio:.3f} |")
     return "\n".join(lines)
 
 

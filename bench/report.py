@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from bench import instructions
+
 Results = dict[str, Any]
 
 ROUTE_COLUMNS = (
@@ -51,15 +53,14 @@ def _instructions(results: Results) -> str:
     counts = results.get("instructions")
     if not counts:
         return ""
-    per_request = {(c["variant"], c["route"]): c["per_request"] for c in counts}
     rows = [
         (
             f"`{c['variant']}` (base `{c['base']}`)",
             ROUTE_TITLES.get(c["route"], c["route"]),
             f"{c['per_request']:,.0f}",
-            f"{per_request[c['base'], c['route']] / c['per_request']:.3f}",
+            f"{ratio:.3f}",
         )
-        for c in counts
+        for c, ratio in instructions.ratios(counts)
     ]
     head = ("variant", "route", "instructions per request", "base's over the variant's")
     return (

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench import instructions
+
 Results = dict[str, Any]
 
 
@@ -99,13 +101,8 @@ def _ratio(results: Results, target: RatioTarget) -> Target:
 
 def _instructions(results: Results, variant: str) -> str:
     """The variant's base's instructions per request over its own, by route, if counted."""
-    counts = results.get("instructions") or []
-    per_request = {(c["variant"], c["route"]): c["per_request"] for c in counts}
-    return ", ".join(
-        f"{per_request[c['base'], c['route']] / c['per_request']:.3f}"
-        for c in counts
-        if c["variant"] == variant
-    )
+    counted = instructions.ratios(results.get("instructions") or [])
+    return ", ".join(f"{ratio:.3f}" for c, ratio in counted if c["variant"] == variant)
 
 
 def _value(summary: dict[str, Any], key: str) -> float | None:
