@@ -86,6 +86,14 @@ def run_sql(engine: sqlalchemy.Engine) -> None:
         conn.execute(sqlalchemy.text("CREATE TABLE IF NOT EXISTS memo (id INTEGER, title TEXT)"))
         conn.execute(sqlalchemy.text("INSERT INTO memo VALUES (:id, :t)"), {"id": 1, "t": "a"})
         conn.execute(sqlalchemy.text("/* c */ SELECT title FROM memo WHERE id = :id"), {"id": 1})
+        # The dialect's other ways to execute: executemany, no parameters, insertmanyvalues.
+        conn.execute(
+            sqlalchemy.text("INSERT INTO memo VALUES (:id, :t)"), [{"id": 2, "t": "b"}] * 2
+        )
+        conn.execution_options(no_parameters=True).exec_driver_sql("SELECT count(*) FROM memo")
+        memo = sqlalchemy.table("memo", sqlalchemy.column("id"), sqlalchemy.column("title"))
+        rows = [{"id": 3, "title": "c"}, {"id": 4, "title": "d"}]
+        conn.execute(sqlalchemy.insert(memo).returning(memo.c.id), rows).all()
         with pytest.raises(sqlalchemy.exc.OperationalError):
             conn.execute(sqlalchemy.text("SELECT * FROM no_such_table"))
 
@@ -204,13 +212,18 @@ def test_children_are_skipped_only_where_the_sampler_would_drop_them(name: str) 
     assert follows_parent(sampler) is (decisions == {False})
 
 
-def test_the_pool_gets_no_listener_of_ours_and_the_statements_do(tmp_path: Path) -> None:
+def test_neither_the_engine_nor_its_pool_gets_a_listener_only_the_dialect(tmp_path: Path) -> None:
+    """An engine listener would make every connection fire every connection event (begin,
+    commit, each execute) sampled or not; the dialect's execute events are reached per statement.
+    """
     engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'pool.db'}")
     pool_before = {name: len(getattr(engine.pool.dispatch, name)) for name in POOL_EVENTS}
-    statements_before = len(engine.dispatch.before_cursor_execute)
     ChildSpans(Pipeline().provider).instrument_sqlalchemy(engine)
     assert {name: len(getattr(engine.pool.dispatch, name)) for name in POOL_EVENTS} == pool_before
-    assert len(engine.dispatch.before_cursor_execute) == statements_before + 1
+    assert not engine._has_events
+    executes = ("do_execute", "do_executemany", "do_execute_no_params")
+    listeners = {name: len(getattr(engine.dialect.dispatch, name)) for name in executes}
+    assert listeners == dict.fromkeys(executes, 1)
     engine.dispose()
 
 

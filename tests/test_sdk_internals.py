@@ -97,3 +97,25 @@ def test_a_readable_span_keeps_what_its_properties_answer_where_the_encoder_read
         assert getattr(span, f"_{name}") is getattr(span, name), name
     assert span._attributes is attributes and span.dropped_attributes == attributes.dropped == 1
     assert span._events is events and span._links is links
+
+
+def test_the_sqlalchemy_engine_tracer_registers_its_statement_hooks_through_one_method() -> None:
+    """`EngineSpans` keeps the hooks EngineTracer's constructor registers (by event name) and
+    runs them from the dialect's execute events; handle_error reads two ExceptionContext fields."""
+    import sqlalchemy
+    from opentelemetry.instrumentation.sqlalchemy import engine as upstream
+    from opentelemetry.metrics import NoOpMeter
+    from opentelemetry.trace import NoOpTracer
+
+    registered: list[str] = []
+
+    class Recording(upstream.EngineTracer):  # type: ignore[misc]
+        def _register_event_listener(self, target, identifier, func, *args, **kw):  # type: ignore[no-untyped-def]
+            registered.append(identifier)
+
+    usage = NoOpMeter("m").create_up_down_counter("u")
+    Recording(NoOpTracer(), sqlalchemy.create_engine("sqlite://"), usage)
+    assert set(registered) >= {"before_cursor_execute", "after_cursor_execute", "handle_error"}
+    handle_error = inspect.getsource(upstream._handle_error)
+    assert "context.execution_context" in handle_error
+    assert "context.original_exception" in handle_error

@@ -10,6 +10,7 @@ sampler is not asked, no span object is made and nothing reaches the span proces
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
@@ -22,7 +23,6 @@ from opentelemetry.sdk.trace.sampling import (
 )
 
 SQLALCHEMY_SCOPE = "opentelemetry.instrumentation.sqlalchemy"
-_POOL_EVENTS = frozenset(("connect", "close", "checkin", "checkout"))
 
 
 def follows_parent(sampler: Sampler) -> bool:
@@ -98,35 +98,88 @@ def _when_wanted(traced: Any, wanted: Callable[[], bool]) -> Callable[..., Any]:
     return call
 
 
+# The statement hooks EngineTracer registers on its engine; its pool hooks fed a no-op counter.
+_STATEMENT_HOOKS = ("before_cursor_execute", "after_cursor_execute", "handle_error")
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """What EngineTracer's handle_error hook reads of SQLAlchemy's ExceptionContext."""
+
+    execution_context: Any
+    original_exception: BaseException
+
+
 def _engine_spans_class() -> type:
     from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 
     class EngineSpans(EngineTracer):
-        """EngineTracer that leaves a statement alone when its span is not wanted."""
+        """EngineTracer whose statement hooks run within the dialect's execute events, and only
+        when the statement's span is wanted.
+
+        On the engine, as EngineTracer registers them, the hooks would make every connection
+        join the engine's event dispatch and fire each of its events (begin, commit, before and
+        after every execute) whether the request is sampled or not. A dialect's execute event
+        is one listener, reached at the statement only.
+        """
 
         def __init__(
             self, tracer: trace.Tracer, engine: Any, usage: Any, wanted: Callable[[], bool]
         ) -> None:
             self._wanted = wanted
+            self._hooks: dict[str, Callable[..., Any]] = {}
             super().__init__(tracer, engine, usage)  # type: ignore[no-untyped-call]
+            _on_execution(engine, self._execute)
 
-        @classmethod
-        def _register_event_listener(
-            cls, target: Any, identifier: str, func: Any, *args: Any, **kw: Any
+        def _register_event_listener(  # type: ignore[override]
+            self, target: Any, identifier: str, func: Callable[..., Any], *args: Any, **kw: Any
         ) -> None:
-            # Pool usage is the service's own metric: the pool's listeners would feed a no-op
-            # counter on every checkout and checkin, so they are not added.
-            if identifier not in _POOL_EVENTS:
-                super()._register_event_listener(target, identifier, func, *args, **kw)  # type: ignore[no-untyped-call]
+            if identifier in _STATEMENT_HOOKS:
+                self._hooks[identifier] = func
 
-        def _before_cur_exec(
-            self, conn: Any, cursor: Any, statement: Any, params: Any, context: Any, many: Any
-        ) -> tuple[Any, Any]:
-            if not self._wanted():
-                return statement, params  # no span on the context: the after-hooks do nothing
-            result: tuple[Any, Any] = super()._before_cur_exec(  # type: ignore[no-untyped-call]
-                conn, cursor, statement, params, context, many
-            )
-            return result
+        def _execute(
+            self,
+            execute: Callable[..., None],
+            cursor: Any,
+            statement: str,
+            parameters: Any,
+            context: Any,
+        ) -> bool:
+            """True when the statement ran here, within its span; False leaves it to SQLAlchemy."""
+            if context is None or not self._wanted():
+                return False
+            before, after, failed = (self._hooks[name] for name in _STATEMENT_HOOKS)
+            connection, many = context.root_connection, context.executemany
+            statement, parameters = before(connection, cursor, statement, parameters, context, many)
+            try:
+                execute(cursor, statement, parameters, context)
+            except BaseException as error:
+                failed(_Failure(context, error))
+                raise
+            after(connection, cursor, statement, parameters, context, many)
+            return True
 
     return EngineSpans
+
+
+def _on_execution(engine: Any, execute: Callable[..., bool]) -> None:
+    """Routes the dialect's three ways of executing a statement through `execute`."""
+    from sqlalchemy import event
+
+    dialect = engine.dialect
+
+    def one(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        return execute(dialect.do_execute, cursor, statement, parameters, context)
+
+    def many(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        return execute(dialect.do_executemany, cursor, statement, parameters, context)
+
+    def no_parameters(cursor: Any, statement: str, context: Any) -> bool:
+        def run(cursor: Any, statement: str, _: Any, context: Any) -> None:
+            dialect.do_execute_no_params(cursor, statement, context)
+
+        return execute(run, cursor, statement, (), context)
+
+    event.listen(engine, "do_execute", one)
+    event.listen(engine, "do_executemany", many)
+    event.listen(engine, "do_execute_no_params", no_parameters)
