@@ -57,7 +57,9 @@ class Count:
     variant: str
     route: str
     base: str
-    per_request: float  # instructions
+    per_request: float  # instructions; under a ratio sampler, the mix of the two below
+    unsampled: float | None = None  # a ratio sampler's variant with no request sampled
+    sampled: float | None = None  # ... and with every request sampled
 
 
 def measure(
@@ -75,43 +77,83 @@ def measure(
     for variant, _, _ in JOBS:
         if why := BY_NAME[variant].unavailable():
             raise BenchError(f"{variant}: {why}")
-    jobs = [
-        (variant, route, base, memo_requests if route in MEMO_ROUTES else toy_requests)
-        for variant, routes, base in JOBS
-        for route in routes
+    jobs = [(variant, route, base) for variant, routes, base in JOBS for route in routes]
+    runs = [
+        _Run(variant, route, n, setting)
+        for variant, route, _ in jobs
+        for setting in _sampler_settings(variant)
+        for n in (memo_requests if route in MEMO_ROUTES else toy_requests)
     ]
-    progress(f"instructions: {len(jobs)} counts under callgrind")
+    progress(f"instructions: {len(runs)} callgrind runs for {len(jobs)} counts")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return list(pool.map(lambda job: _count(*job, sink_endpoint), jobs))
+        counted = pool.map(lambda run: _instructions(run, sink_endpoint), runs)
+        total = dict(zip(runs, counted, strict=True))
+    return [_count(job, runs, total) for job in jobs]
 
 
-def _count(
-    variant: str, route: str, base: str, requests: tuple[int, int], sink_endpoint: str
-) -> Count:
-    low, high = (_instructions(variant, route, n, sink_endpoint) for n in requests)
-    return Count(variant, route, base, (high - low) / (requests[1] - requests[0]))
+@dataclass(frozen=True)
+class _Run:
+    variant: str
+    route: str
+    requests: int
+    sampler_arg: str | None  # OTEL_TRACES_SAMPLER_ARG in place of the variant's; None: as is
 
 
-def _instructions(variant: str, route: str, requests: int, sink_endpoint: str) -> int:
+def _sampler_settings(variant: str) -> tuple[str | None, ...]:
+    """A ratio sampler's variant runs with no request sampled and with all: the seeded ids of a
+    few hundred requests would sample anywhere from 5 to 15% of them, not the ratio."""
+    return (None,) if _ratio(variant) is None else ("0", "1")
+
+
+def _ratio(variant: str) -> float | None:
+    env = BY_NAME[variant].env
+    if env.get("OTEL_TRACES_SAMPLER") not in ("traceidratio", "parentbased_traceidratio"):
+        return None
+    return float(env.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))  # the specification's default
+
+
+def _count(job: tuple[str, str, str], runs: Sequence[_Run], total: Mapping[_Run, int]) -> Count:
+    variant, route, base = job
+
+    def per_request(setting: str | None) -> float:
+        low, high = (r for r in runs if (r.variant, r.route, r.sampler_arg) == (*job[:2], setting))
+        return (total[high] - total[low]) / (high.requests - low.requests)
+
+    ratio = _ratio(variant)
+    if ratio is None:
+        return Count(variant, route, base, per_request(None))
+    unsampled, sampled = per_request("0"), per_request("1")
+    return Count(
+        variant, route, base, (1 - ratio) * unsampled + ratio * sampled, unsampled, sampled
+    )
+
+
+def _instructions(run: _Run, sink_endpoint: str) -> int:
+    variant = BY_NAME[run.variant]
     with tempfile.TemporaryDirectory(prefix="bench-instructions-") as data_dir:
-        env = clean_env(BY_NAME[variant].environment(sink_endpoint, data_dir))
+        env = clean_env(variant.environment(sink_endpoint, data_dir))
         env["PYTHONHASHSEED"] = "0"
-        if TRACES in BY_NAME[variant].pushes:
+        if run.sampler_arg is not None:
+            env["OTEL_TRACES_SAMPLER_ARG"] = run.sampler_arg
+        if "CACHE_NAMESPACE" in env:
+            # Two runs at a time: a create in one bumps the cache generation the other's
+            # reads depend on, and they would miss at random. Each run caches on its own.
+            env["CACHE_NAMESPACE"] += "-" + os.path.basename(data_dir)
+        if TRACES in variant.pushes:
             env["OTEL_BSP_SCHEDULE_DELAY"] = str(24 * 3600 * 1000)  # full batches only (above)
-        module = BY_NAME[variant].module
         argv = [*_CALLGRIND, sys.executable, "-m", "bench.instructions", "--drive"]
         done = subprocess.run(
-            [*argv, module, route, str(requests)],
+            [*argv, variant.module, run.route, str(run.requests)],
             env=env,
             capture_output=True,
             text=True,
             timeout=3600,
-            # The harness keeps to the load core; the two counts at a time take a core each.
+            # The harness keeps to the load core; the two runs at a time take a core each.
             preexec_fn=lambda: os.sched_setaffinity(0, range(os.cpu_count() or 1)),
         )
     found = _COLLECTED.search(done.stderr)
     if done.returncode != 0 or found is None:
-        raise BenchError(f"callgrind on {variant} {route} failed: {done.stderr[-2000:]}")
+        raise BenchError(f"callgrind on {run} failed: {done.stderr[-2000:]}")
     return int(found.group(1))
 
 
@@ -156,12 +198,23 @@ def ratios(counts: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any],
 
 def table(counts: Sequence[Count]) -> str:
     lines = [
-        "| variant | route | instructions per request | base's over the variant's |",
-        "| --- | --- | ---: | ---: |",
+        "| variant | route | instructions per request | unsampled / sampled | base's over the "
+        "variant's |",
+        "| --- | --- | ---: | ---: | ---: |",
     ]
     for c, ratio in ratios([asdict(count) for count in counts]):
-        lines.append(f"| `{c['variant']}` | {c['route']} | {c['per_request']:,.0f} | {ratio:.3f} |")
+        lines.append(
+            f"| `{c['variant']}` | {c['route']} | {c['per_request']:,.0f} | {by_sampling(c)} "
+            f"| {ratio:.3f} |"
+        )
     return "\n".join(lines)
+
+
+def by_sampling(count: Mapping[str, Any]) -> str:
+    """A ratio sampler's two counts, none sampled and all sampled; empty for other variants."""
+    if count.get("sampled") is None:
+        return ""
+    return f"{count['unsampled']:,.0f} / {count['sampled']:,.0f}"
 
 
 def main() -> None:

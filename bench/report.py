@@ -58,14 +58,21 @@ def _instructions(results: Results) -> str:
             f"`{c['variant']}` (base `{c['base']}`)",
             ROUTE_TITLES.get(c["route"], c["route"]),
             f"{c['per_request']:,.0f}",
+            instructions.by_sampling(c),
             f"{ratio:.3f}",
         )
         for c, ratio in instructions.ratios(counts)
     ]
-    head = ("variant", "route", "instructions per request", "base's over the variant's")
+    head = (
+        "variant",
+        "route",
+        "instructions per request",
+        "unsampled / sampled",
+        "base's over the variant's",
+    )
     return (
         "## Instructions per request (callgrind)\n\n"
-        + table(head, rows, "llrr")
+        + table(head, rows, "llrrr")
         + "\n\nThe same code counted by `valgrind --tool=callgrind` instead of timed "
         "(`python -m bench.instructions`): each app driven in process, without server or "
         "sockets, for two numbers of requests, the difference divided by the difference in "
@@ -73,8 +80,10 @@ def _instructions(results: Results) -> str:
         "so it tells what the throughput ratios above would be on a quiet machine as far as the "
         "Python work goes; it leaves out the server, the kernel (the memo service's SQLite and "
         "Redis I/O, the same with and without telemetry) and the effects of caches. The memo "
-        "service is counted over fewer requests (it costs about 20 times a toy request), and at "
-        "10% the requests sampled among them are those the seeded ids pick, not exactly 10%."
+        "service is counted over fewer requests (it costs about 20 times a toy request). A "
+        "variant sampling a ratio of its requests is counted twice, with none sampled and with "
+        "all (`OTEL_TRACES_SAMPLER_ARG` 0 and 1), and its figure is their mix at its ratio: "
+        "the seeded ids of a few hundred requests would sample 5 to 15% of them, not 10%."
     )
 
 
