@@ -229,3 +229,46 @@ def test_neither_the_engine_nor_its_pool_gets_a_listener_only_the_dialect(tmp_pa
 
 # The pool events EngineTracer listens to for its connection-usage counter.
 POOL_EVENTS = ("connect", "close", "checkin", "checkout")
+
+
+@pytest.mark.parametrize("sampled", [True, False], ids=["sampled parent", "unsampled parent"])
+def test_execute_listeners_added_later_run_as_without_us(tmp_path: Path, sampled: bool) -> None:
+    """A dialect execute listener of the application's sees every statement once, and one that
+    runs the statement itself (returning True) still does, within the statement's span."""
+    seen: list[str] = []
+
+    def look(cursor: Any, statement: str, *rest: Any) -> bool:
+        seen.append(statement)
+        return False
+
+    def run_inserts(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        if not statement.startswith("INSERT"):
+            return False
+        cursor.execute(statement, parameters)
+        seen.append("ran " + statement)
+        return True
+
+    def statements(ours: bool) -> tuple[list[str], int, list[str]]:
+        seen.clear()
+        pipeline = Pipeline()
+        engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / f'{ours}.db'}")
+        if ours:
+            ChildSpans(pipeline.provider).instrument_sqlalchemy(engine)
+        for name in ("do_execute", "do_executemany", "do_execute_no_params"):
+            sqlalchemy.event.listen(engine, name, look)
+        sqlalchemy.event.listen(engine, "do_execute", run_inserts)
+        with parent(sampled), engine.begin() as conn:
+            conn.execute(sqlalchemy.text("CREATE TABLE memo (id INTEGER)"))
+            conn.execute(sqlalchemy.text("INSERT INTO memo VALUES (:id)"), {"id": 1})
+            conn.execute(sqlalchemy.text("INSERT INTO memo VALUES (:id)"), [{"id": 2}, {"id": 3}])
+            conn.execution_options(no_parameters=True).exec_driver_sql("SELECT 1")
+            rows = conn.execute(sqlalchemy.text("SELECT count(*) FROM memo")).scalar_one()
+        engine.dispose()
+        return list(seen), rows, [s["name"].split()[0] for s in pipeline.spans()]
+
+    plain, plain_rows, _ = statements(ours=False)
+    ours, rows, spans = statements(ours=True)
+    assert (ours, rows) == (plain, plain_rows) == (plain, 3)
+    assert any(s.startswith("ran INSERT") for s in plain)
+    expected = ["CREATE", "INSERT", "INSERT", "SELECT", "SELECT"] if sampled else []
+    assert spans == expected

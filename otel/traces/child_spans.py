@@ -163,23 +163,51 @@ def _engine_spans_class() -> type:
 
 
 def _on_execution(engine: Any, execute: Callable[..., bool]) -> None:
-    """Routes the dialect's three ways of executing a statement through `execute`."""
+    """Routes the dialect's three ways of executing a statement through `execute`.
+
+    Once a statement is ours to run, it runs as SQLAlchemy would have gone on: through the
+    execute listeners added after ours (one may run it itself), else the dialect.
+    """
     from sqlalchemy import event
 
     dialect = engine.dialect
 
     def one(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-        return execute(dialect.do_execute, cursor, statement, parameters, context)
+        return execute(run_one, cursor, statement, parameters, context)
+
+    def run_one(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+        if not _later_listener_ran(
+            dialect.dispatch.do_execute, one, cursor, statement, parameters, context
+        ):
+            dialect.do_execute(cursor, statement, parameters, context)
 
     def many(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-        return execute(dialect.do_executemany, cursor, statement, parameters, context)
+        return execute(run_many, cursor, statement, parameters, context)
+
+    def run_many(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+        if not _later_listener_ran(
+            dialect.dispatch.do_executemany, many, cursor, statement, parameters, context
+        ):
+            dialect.do_executemany(cursor, statement, parameters, context)
 
     def no_parameters(cursor: Any, statement: str, context: Any) -> bool:
-        def run(cursor: Any, statement: str, _: Any, context: Any) -> None:
-            dialect.do_execute_no_params(cursor, statement, context)
+        return execute(run_no_parameters, cursor, statement, (), context)
 
-        return execute(run, cursor, statement, (), context)
+    def run_no_parameters(cursor: Any, statement: str, _: Any, context: Any) -> None:
+        listeners = dialect.dispatch.do_execute_no_params
+        if not _later_listener_ran(listeners, no_parameters, cursor, statement, context):
+            dialect.do_execute_no_params(cursor, statement, context)
 
     event.listen(engine, "do_execute", one)
     event.listen(engine, "do_executemany", many)
     event.listen(engine, "do_execute_no_params", no_parameters)
+
+
+def _later_listener_ran(listeners: Any, ours: Callable[..., bool], *args: Any) -> bool:
+    """Calls the listeners after `ours` in turn, as SQLAlchemy would have; True once one ran it."""
+    after_ours = False
+    for listener in listeners:
+        if after_ours and listener(*args):
+            return True
+        after_ours = after_ours or listener is ours
+    return False
