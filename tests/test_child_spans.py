@@ -148,6 +148,8 @@ async def run_redis(client: redis.asyncio.Redis) -> None:
     await script(keys=["bench:key"])
     async with client.pipeline() as pipe:
         await pipe.set("bench:other", "2").get("bench:other").execute()
+    with pytest.raises(redis.ResponseError):  # a command failing: the span records it
+        await client.hincrby("bench:key", "field", 1)
 
 
 def redis_spans(url: str, ours: bool, sampled: bool | None) -> Pipeline:
@@ -174,6 +176,8 @@ def test_redis_spans_are_the_instrumentors(redis_url: str, sampled: bool | None)
     assert ours.spans() == sdk.spans()
     names = [s["name"] for s in sdk.spans()]
     assert {"SET", "GET", "INCRBY", "EVALSHA", "SCRIPT LOAD", "SET GET"} <= set(names), names
+    failed = [s for s in sdk.spans() if s["name"] == "HINCRBY"]
+    assert failed and failed[0]["status"][0] == trace.StatusCode.ERROR, failed
 
 
 @pytest.mark.redis

@@ -119,3 +119,21 @@ def test_the_sqlalchemy_engine_tracer_registers_its_statement_hooks_through_one_
     handle_error = inspect.getsource(upstream._handle_error)
     assert "context.execution_context" in handle_error
     assert "context.original_exception" in handle_error
+
+
+def test_an_sdk_tracer_keeps_what_the_light_tracer_reads() -> None:
+    """`LightTracer` starts spans for the SDK tracer's own sampler, ids, resource, processors,
+    limits and scope, and leaves a tracer the provider's configurator disabled to the SDK."""
+    from opentelemetry.sdk.trace import SpanLimits, Tracer, TracerProvider
+
+    provider = TracerProvider()
+    tracer = provider.get_tracer("scope", "1.0", "https://example.com/schema")
+    assert type(tracer) is Tracer
+    assert tracer.sampler is provider.sampler and tracer.id_generator is provider.id_generator
+    assert tracer.resource is provider.resource
+    assert tracer.span_processor is provider._active_span_processor
+    assert isinstance(tracer._span_limits, SpanLimits)
+    assert tracer._instrumentation_scope == InstrumentationScope(
+        "scope", "1.0", "https://example.com/schema"
+    )
+    assert tracer._is_enabled() is True

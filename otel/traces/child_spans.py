@@ -1,7 +1,8 @@
 """Child spans for SQL statements and Redis commands, free in a request that is not sampled.
 
 The spans are the instrumentations' own (opentelemetry-instrumentation-sqlalchemy and -redis),
-with tracers resolved once, under each instrumentation's own scope. What is ours: when the
+with tracers resolved once, under each instrumentation's own scope, whose recording spans are
+the light ones of `otel.traces.light_tracer`. What is ours: when the
 current span is not sampled and the sampler follows its parent, every child would be a
 non-recording span, so the instrumentation is not entered at all: no attributes are built, the
 sampler is not asked, no span object is made and nothing reaches the span processors.
@@ -21,6 +22,8 @@ from opentelemetry.sdk.trace.sampling import (
     ParentBased,
     Sampler,
 )
+
+from otel.traces.light_tracer import LightTracerProvider, light_tracer
 
 SQLALCHEMY_SCOPE = "opentelemetry.instrumentation.sqlalchemy"
 
@@ -74,8 +77,10 @@ class ChildSpans:
                 _OpenTelemetryStabilitySignalType.DATABASE,
                 _OpenTelemetryStabilitySignalType.HTTP,
             ]
-            self._sql_tracer = self._provider.get_tracer(
-                SQLALCHEMY_SCOPE, __version__, _get_schema_url_for_signal_types(signals)
+            self._sql_tracer = light_tracer(
+                self._provider.get_tracer(
+                    SQLALCHEMY_SCOPE, __version__, _get_schema_url_for_signal_types(signals)
+                )
             )
         return self._sql_tracer
 
@@ -83,7 +88,9 @@ class ChildSpans:
         """Spans for the commands (and pipelines) of this Redis client only."""
         from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-        RedisInstrumentor.instrument_client(client, tracer_provider=self._provider)
+        RedisInstrumentor.instrument_client(
+            client, tracer_provider=LightTracerProvider(self._provider)
+        )
         client.execute_command = _when_wanted(client.execute_command, self.wanted)
         client.pipeline = _when_wanted(client.pipeline, self.wanted)
 

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from random import getrandbits
 from time import time_ns
-from types import MappingProxyType
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 from opentelemetry import trace
@@ -301,6 +301,18 @@ class ServerSpan(trace.Span):
                 instrumentation_scope=tracer.scope,
             )
         )
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        """As an SDK span's: an exception leaving `with span:` is recorded and sets the error."""
+        if exc_val is not None and self.is_recording():
+            self.record_exception(exc_val, escaped=True)
+            self.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
+        super().__exit__(exc_type, exc_val, exc_tb)
 
     def _ended(self, what: str) -> bool:
         if self._end_time is None:
