@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
 )
 
-from otel.traces.light_tracer import LightTracerProvider, light_tracer
+from otel.traces.light_tracer import LightTracerProvider
 
 SQLALCHEMY_SCOPE = "opentelemetry.instrumentation.sqlalchemy"
 
@@ -44,8 +44,8 @@ class ChildSpans:
     """Instruments an engine or a Redis client for one tracer provider."""
 
     def __init__(self, provider: TracerProvider) -> None:
-        self._provider = provider
         self._follows_parent = follows_parent(provider.sampler)
+        self._tracers = LightTracerProvider(provider)
         self._sql_tracer: trace.Tracer | None = None
 
     def wanted(self) -> bool:
@@ -77,10 +77,8 @@ class ChildSpans:
                 _OpenTelemetryStabilitySignalType.DATABASE,
                 _OpenTelemetryStabilitySignalType.HTTP,
             ]
-            self._sql_tracer = light_tracer(
-                self._provider.get_tracer(
-                    SQLALCHEMY_SCOPE, __version__, _get_schema_url_for_signal_types(signals)
-                )
+            self._sql_tracer = self._tracers.get_tracer(
+                SQLALCHEMY_SCOPE, __version__, _get_schema_url_for_signal_types(signals)
             )
         return self._sql_tracer
 
@@ -88,9 +86,7 @@ class ChildSpans:
         """Spans for the commands (and pipelines) of this Redis client only."""
         from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-        RedisInstrumentor.instrument_client(
-            client, tracer_provider=LightTracerProvider(self._provider)
-        )
+        RedisInstrumentor.instrument_client(client, tracer_provider=self._tracers)
         client.execute_command = _when_wanted(client.execute_command, self.wanted)
         client.pipeline = _when_wanted(client.pipeline, self.wanted)
 
@@ -179,23 +175,16 @@ def _on_execution(engine: Any, execute: Callable[..., bool]) -> None:
 
     dialect = engine.dialect
 
-    def one(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-        return execute(run_one, cursor, statement, parameters, context)
+    def route(name: str) -> None:  # do_execute and do_executemany: the same arguments
+        def ours(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+            return execute(run, cursor, statement, parameters, context)
 
-    def run_one(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
-        if not _later_listener_ran(
-            dialect.dispatch.do_execute, one, cursor, statement, parameters, context
-        ):
-            dialect.do_execute(cursor, statement, parameters, context)
+        def run(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+            args = (cursor, statement, parameters, context)
+            if not _later_listener_ran(getattr(dialect.dispatch, name), ours, *args):
+                getattr(dialect, name)(*args)
 
-    def many(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-        return execute(run_many, cursor, statement, parameters, context)
-
-    def run_many(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
-        if not _later_listener_ran(
-            dialect.dispatch.do_executemany, many, cursor, statement, parameters, context
-        ):
-            dialect.do_executemany(cursor, statement, parameters, context)
+        event.listen(engine, name, ours)
 
     def no_parameters(cursor: Any, statement: str, context: Any) -> bool:
         return execute(run_no_parameters, cursor, statement, (), context)
@@ -205,8 +194,8 @@ def _on_execution(engine: Any, execute: Callable[..., bool]) -> None:
         if not _later_listener_ran(listeners, no_parameters, cursor, statement, context):
             dialect.do_execute_no_params(cursor, statement, context)
 
-    event.listen(engine, "do_execute", one)
-    event.listen(engine, "do_executemany", many)
+    route("do_execute")
+    route("do_executemany")
     event.listen(engine, "do_execute_no_params", no_parameters)
 
 
